@@ -1,0 +1,39 @@
+# The course's commands. `make book` and `make test` install what they need on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install book test test-book bench-build bench-load sync clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Build the HTML book into _build/html, executing every page (stale outputs are cleared first).
+book: $(STAMP)
+	$(PY) -m book.build
+
+## Run the test suite (fast; the full book build is its own step: make test-book).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Build the whole book from a clean checkout and fail if any cell errors.
+test-book: $(STAMP)
+	$(PY) -m pytest -m book_build
+
+## Print the cold (no cache) and warm (no change) build times of the book.
+bench-build: $(STAMP)
+	$(PY) -m book.build --benchmark
+
+## Regenerate the paired notebooks from the MyST sources (the .md is the source of truth).
+sync: $(STAMP)
+	$(PY) -m book.notebooks
+
+clean:
+	rm -rf _build
+
+## Print how long loading the converted SmolLM2 takes in a fresh process (converting first if needed).
+bench-load: $(STAMP)
+	$(PY) scripts/bench_load.py

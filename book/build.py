@@ -1,0 +1,163 @@
+"""Build the HTML book without stale outputs, and time cold and warm builds.
+
+myst-nb executes every page in *cache* mode: a page is re-executed only when its code cells
+change. That key knows nothing of what the cells *import*: a change to ``book/`` or
+``solutions/``, to the corpus, to the model profile, to a library version or to the device
+would otherwise leave last week's outputs in this week's book. So before each build this module
+computes a fingerprint of all of those and compares it with the one stored beside the
+execution cache; when they differ it deletes the cache and the parsed pages, and every page is
+executed again.
+
+Usage::
+
+    python -m book.build               # build into _build/html
+    python -m book.build --benchmark   # print cold (no cache) and warm (no change) build times
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Code and data the pages import; a change to any of them must re-execute every page.
+FINGERPRINT_SOURCES = ("book", "solutions")
+FINGERPRINT_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "myst-nb", "gguf")
+FINGERPRINT_FILE = "execution-fingerprint.json"
+
+
+def _hash_tree(digest, root: Path, relative_to: Path) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        digest.update(path.relative_to(relative_to).as_posix().encode())
+        digest.update(path.read_bytes())
+
+
+def fingerprint(root: Path = ROOT) -> dict:
+    """Everything outside the cells that decides what the cells print.
+
+    Returns a dict of parts (code hash, corpus hash, profile, device, package versions) so a
+    rebuild can say *what* changed.
+    """
+    from book import corpus, models
+
+    code = hashlib.sha256()
+    for name in FINGERPRINT_SOURCES:
+        if (root / name).is_dir():
+            _hash_tree(code, root / name, root)
+    source = corpus.corpus_source()
+    data = hashlib.sha256()
+    if source.is_dir():
+        _hash_tree(data, source, source)
+    elif source.is_file():
+        data.update(source.read_bytes())
+    versions = {}
+    for package in FINGERPRINT_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "code": code.hexdigest(),
+        "corpus": data.hexdigest(),
+        "profile": models.profile(),
+        "device": _device_name(),
+        "versions": versions,
+    }
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def invalidate_if_stale(build_dir: Path, current: dict) -> list[str]:
+    """Delete the execution cache and parsed pages under ``build_dir`` if ``current`` differs from the stored fingerprint.
+
+    Returns the names of the parts that changed (empty when the cache is still valid, or when
+    there was no cache yet). Writes the current fingerprint either way.
+    """
+    build_dir = Path(build_dir)
+    stored_file = build_dir / FINGERPRINT_FILE
+    changed: list[str] = []
+    if stored_file.is_file():
+        try:
+            stored = json.loads(stored_file.read_text())
+        except json.JSONDecodeError:
+            stored = {}
+        changed = sorted(key for key in current.keys() | stored.keys() if current.get(key) != stored.get(key))
+    elif (build_dir / ".jupyter_cache").exists():
+        changed = ["unknown (no fingerprint stored)"]
+    if changed:
+        for stale in (".jupyter_cache", ".doctrees", "html", "jupyter_execute"):
+            shutil.rmtree(build_dir / stale, ignore_errors=True)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stored_file.write_text(json.dumps(current, indent=2, sort_keys=True))
+    return changed
+
+
+def build(root: Path = ROOT, extra_args: tuple[str, ...] = ()) -> int:
+    """Build the book in ``root`` into ``root/_build/html``; returns jupyter-book's exit code."""
+    root = Path(root)
+    changed = invalidate_if_stale(root / "_build", fingerprint(root))
+    if changed:
+        print(f"Execution cache cleared: {', '.join(changed)} changed since the last build.", flush=True)
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(root))
+    command = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(root), *extra_args]
+    return subprocess.call(command, cwd=root, env=env)
+
+
+def _copy_sources(root: Path, destination: Path) -> None:
+    """Copy the book's sources (tracked and untracked, not ignored) into ``destination``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, check=True, capture_output=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = root / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def benchmark(root: Path = ROOT) -> dict[str, float]:
+    """Time a cold build (empty cache, in a fresh copy of the sources) and a warm rebuild (no change)."""
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="llm-internals-bench-") as tmp:
+        copy = Path(tmp)
+        _copy_sources(root, copy)
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            code = build(copy, ("--quiet",))
+            times[label] = time.perf_counter() - start
+            if code != 0:
+                raise SystemExit(f"The {label} build failed (exit code {code}): run `make book` to see why.")
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--benchmark", action="store_true", help="print cold and warm build times")
+    args = parser.parse_args(argv)
+    if args.benchmark:
+        times = benchmark()
+        print(f"cold build (no cache):         {times['cold']:7.1f} s")
+        print(f"warm rebuild (nothing changed): {times['warm']:7.1f} s")
+        return 0
+    return build()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The book's configuration, the stale-output guard around the execution cache, and the paired notebooks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from book import build, models, notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_execution_is_cached_strict_and_patient(config):
+    execute = config["execute"]
+    assert execute["execute_notebooks"] == "cache"
+    assert execute["raise_on_error"] is True and execute["allow_errors"] is False
+    assert execute["timeout"] >= 300
+
+
+def test_build_reads_markdown_not_the_paired_notebooks(config):
+    assert "**.ipynb" in config["exclude_patterns"]
+
+
+def test_colab_launch_buttons_and_one_repository_url(config):
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    url = config["repository"]["url"]
+    assert url.startswith("https://github.com/")
+    for page in notebooks.paired_pages():
+        for named in re.findall(r"git\+(https://github\.com/[\w./-]+)", page.read_text()):
+            assert named == url, f"{page.name} installs from {named}, but _config.yml names {url}"
+
+
+def test_bibliography_and_toc_pages_exist(config):
+    assert (ROOT / config["bibtex_bibfiles"][0]).is_file()
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    missing = [f for f in files if not (ROOT / f"{f}.md").is_file()]
+    assert missing == []
+    assert "{nb-exec-table}" in "".join((ROOT / f"{f}.md").read_text() for f in files)
+
+
+def test_paired_notebooks_match_their_markdown():
+    assert notebooks.paired_pages(), "no executable pages found"
+    assert notebooks.out_of_sync() == [], "run `make sync` to regenerate the notebooks"
+
+
+def test_out_of_sync_notebook_is_detected(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    page = ROOT / "chapters" / "intro.md"
+    shutil.copy(page, tmp_path / "chapters" / "intro.md")
+    assert notebooks.out_of_sync(tmp_path) == ["chapters/intro.md"]  # no notebook yet
+    notebooks.sync(tmp_path)
+    assert notebooks.out_of_sync(tmp_path) == []
+    edited = page.read_text().replace("import book\n", "import book  # edited\n", 1)
+    (tmp_path / "chapters" / "intro.md").write_text(edited)
+    assert notebooks.out_of_sync(tmp_path) == ["chapters/intro.md"]
+
+
+# --- the stale-output guard -------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    """A minimal checkout: book/ and solutions/ code whose changes must re-execute the pages."""
+    for name in build.FINGERPRINT_SOURCES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "code.py").write_text("VALUE = 1\n")
+    return tmp_path
+
+
+def _cached_build(build_dir: Path) -> None:
+    for folder in (".jupyter_cache", ".doctrees", "html"):
+        (build_dir / folder).mkdir(parents=True, exist_ok=True)
+        (build_dir / folder / "stale-output").write_text("from the last build")
+
+
+def _change_code(root, monkeypatch):
+    (root / "solutions" / "code.py").write_text("VALUE = 2\n")
+
+
+def _change_corpus(root, monkeypatch):
+    mine = root / "mine.csv"
+    mine.write_text("text\nan instructor's own document\n")
+    monkeypatch.setenv("LLM_INTERNALS_CORPUS", str(mine))
+
+
+def _change_profile(root, monkeypatch):
+    monkeypatch.setenv(models.PROFILE_ENV, "large")
+
+
+def _change_library(root, monkeypatch):
+    real = build.metadata.version
+    monkeypatch.setattr(build.metadata, "version", lambda name: "99.0" if name == "transformers" else real(name))
+
+
+@pytest.mark.parametrize(
+    "change, part",
+    [(_change_code, "code"), (_change_corpus, "corpus"), (_change_profile, "profile"), (_change_library, "versions")],
+)
+def test_a_change_outside_the_cells_clears_the_execution_cache(fake_root, monkeypatch, change, part):
+    build_dir = fake_root / "_build"
+    assert build.invalidate_if_stale(build_dir, build.fingerprint(fake_root)) == []
+    _cached_build(build_dir)
+    change(fake_root, monkeypatch)
+    assert build.invalidate_if_stale(build_dir, build.fingerprint(fake_root)) == [part]
+    assert not any((build_dir / f).exists() for f in (".jupyter_cache", ".doctrees", "html"))
+
+
+def test_no_change_keeps_the_execution_cache(fake_root):
+    build_dir = fake_root / "_build"
+    build.invalidate_if_stale(build_dir, build.fingerprint(fake_root))
+    _cached_build(build_dir)
+    assert build.invalidate_if_stale(build_dir, build.fingerprint(fake_root)) == []
+    assert (build_dir / ".jupyter_cache" / "stale-output").is_file()
+
+
+def test_a_cache_without_fingerprint_is_not_trusted(fake_root):
+    build_dir = fake_root / "_build"
+    _cached_build(build_dir)
+    assert build.invalidate_if_stale(build_dir, build.fingerprint(fake_root)) != []
+    assert not (build_dir / ".jupyter_cache").exists()
