@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FINGERPRINT_SOURCES = ("book", "solutions")
 FINGERPRINT_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "myst-nb", "gguf")
 FINGERPRINT_FILE = "execution-fingerprint.json"
+# jupyter-book's command line, run with this interpreter (its module has no __main__ guard).
+JUPYTER_BOOK = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
 
 
 def _hash_tree(digest, root: Path, relative_to: Path) -> None:
@@ -114,7 +116,7 @@ def build(root: Path = ROOT, extra_args: tuple[str, ...] = ()) -> int:
     if changed:
         print(f"Execution cache cleared: {', '.join(changed)} changed since the last build.", flush=True)
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(root))
-    command = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(root), *extra_args]
+    command = JUPYTER_BOOK + ["build", str(root), *extra_args]
     return subprocess.call(command, cwd=root, env=env)
 
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from book.build import JUPYTER_BOOK  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +41,7 @@ def main() -> int:
     if chapters[1:]:
         toc["chapters"] = [{"file": c} for c in chapters[1:]]
     (scratch / "_toc.yml").write_text(json.dumps(toc))
-    code = subprocess.call([sys.executable, "-m", "jupyter_book.cli.main", "build", str(scratch)], cwd=ROOT)
+    code = subprocess.call(JUPYTER_BOOK + ["build", str(scratch)], cwd=ROOT)
     print(f"\nHTML: {scratch / '_build' / 'html' / (chapters[0] + '.html')}")
     return code
 

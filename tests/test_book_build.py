@@ -72,7 +72,7 @@ def test_a_failing_cell_fails_the_build(tmp_path):
         raise RuntimeError("this cell fails on purpose")
         ```
         """))
-    result = subprocess.run([sys.executable, "-m", "jupyter_book.cli.main", "build", str(tmp_path)],
+    result = subprocess.run(build.JUPYTER_BOOK + ["build", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "this cell fails on purpose" in result.stdout + result.stderr
