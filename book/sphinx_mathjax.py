@@ -1,0 +1,58 @@
+"""A Sphinx extension that makes the built book render math offline, from its own copy of MathJax.
+
+Sphinx's default loads MathJax from a CDN, which a reader without internet (or a test browser
+on a closed machine) cannot reach: the equations then stay raw TeX. This extension serves
+MathJax 3 from the build instead: it points ``mathjax_path`` at ``_static/mathjax`` and copies
+``node_modules/mathjax/es5`` there (``scripts/setup.sh`` installs it with ``npm ci``).
+
+Switch back to the CDN with ``LLM_INTERNALS_MATHJAX=cdn make book`` (a smaller build folder,
+for a site that is only ever read online).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sphinx.errors import ExtensionError
+
+MATHJAX_ENV = "LLM_INTERNALS_MATHJAX"
+BUNDLE = Path("node_modules") / "mathjax" / "es5"
+ENTRY = "mathjax/tex-chtml.js"
+
+
+def _source(app) -> Path | None:
+    """The MathJax bundle to copy, or None when the CDN was asked for."""
+    if os.environ.get(MATHJAX_ENV, "local").strip().lower() == "cdn":
+        return None
+    for root in (Path(app.srcdir), Path(__file__).resolve().parent.parent):
+        if (root / BUNDLE / "tex-chtml.js").is_file():
+            return root / BUNDLE
+    raise ExtensionError(
+        f"MathJax is not installed ({BUNDLE} is missing): run `npm ci` in the repository "
+        f"(scripts/setup.sh does), or build with {MATHJAX_ENV}=cdn to load it from the CDN."
+    )
+
+
+def _use_local_copy(app) -> None:
+    if app.builder.format != "html":
+        return
+    source = _source(app)
+    if source is None:
+        return
+    app.config.mathjax_path = ENTRY
+    app.env.course_mathjax_source = str(source)
+
+
+def _copy_bundle(app, exception) -> None:
+    source = getattr(app.env, "course_mathjax_source", None)
+    if exception is None and source and app.builder.format == "html":
+        target = Path(app.outdir) / "_static" / "mathjax"
+        shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def setup(app):
+    app.connect("builder-inited", _use_local_copy)
+    app.connect("build-finished", _copy_bundle)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
