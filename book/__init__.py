@@ -6,6 +6,8 @@
 * :mod:`book.corpus`: the course corpus and the loader for your own texts.
 * :mod:`book.plotting`: the course's figure style.
 * :mod:`book.build`: building the book without stale cached outputs, and timing the build.
+* :mod:`book.notebooks`: the MyST pages and their generated ``.ipynb`` pairs.
+* :mod:`book.sphinx_site`: the Sphinx extension for the built site (offline math, clean scripts).
 """
 
 from book.corpus import load_corpus

@@ -45,13 +45,18 @@ def out_of_sync(root: Path = ROOT) -> list[str]:
 
 
 def sync(root: Path = ROOT) -> list[Path]:
-    """Write the ``.ipynb`` of every paired page from its ``.md`` (outputs are not kept: Colab runs them)."""
+    """Write the ``.ipynb`` of every page whose notebook is missing or stale (outputs are not kept: Colab runs them)."""
     import jupytext
 
     written = []
+    stale = set(out_of_sync(root))
     for page in paired_pages(root):
+        if str(page.relative_to(root)) not in stale:
+            continue  # unchanged: leave the file (and its diff) alone
         notebook = jupytext.read(page)
         notebook.metadata.setdefault("jupytext", {})["formats"] = "ipynb,md:myst"
+        for index, cell in enumerate(notebook.cells):
+            cell.id = f"cell-{index:03d}"  # stable ids: regenerating a notebook changes only what changed
         jupytext.write(notebook, page.with_suffix(".ipynb"))
         written.append(page.with_suffix(".ipynb"))
     return written

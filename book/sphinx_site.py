@@ -1,4 +1,8 @@
-"""A Sphinx extension that makes the built book render math offline, from its own copy of MathJax.
+"""A Sphinx extension for how the built site behaves in a reader's browser.
+
+* Math renders offline, from the book's own copy of MathJax (below).
+* Each script is included once: sphinx-thebe registers its configuration script again on every
+  read pass, and the duplicate ``const`` declaration is a JavaScript error on every page.
 
 Sphinx's default loads MathJax from a CDN, which a reader without internet (or a test browser
 on a closed machine) cannot reach: the equations then stay raw TeX. This extension serves
@@ -52,7 +56,20 @@ def _copy_bundle(app, exception) -> None:
         shutil.copytree(source, target, dirs_exist_ok=True)
 
 
+def _deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts, seen = context.get("script_files", []), set()
+    unique = []
+    for script in scripts:
+        # sphinx-thebe's copies differ only in a filename of None against '' (both mean "inline")
+        key = (str(getattr(script, "filename", script) or ""), tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
 def setup(app):
+    app.connect("html-page-context", _deduplicate_scripts, priority=900)
     app.connect("builder-inited", _use_local_copy)
     app.connect("build-finished", _copy_bundle)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
