@@ -19,8 +19,9 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-## Build the whole book from a clean checkout and fail if any cell errors.
+## Build the whole book from a clean checkout (fail if any cell errors), then test the site in Chromium.
 test-book: $(STAMP)
+	bash scripts/setup_browser.sh
 	$(PY) -m pytest -m book_build
 
 ## Print the cold (no cache) and warm (no change) build times of the book.

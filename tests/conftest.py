@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+from pathlib import Path
 
-from book import models
+import pytest
+import yaml
+
+from book import build, models
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_pages() -> list[str]:
+    """The book's pages in reading order, as paths without suffix (``chapters/intro``)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +35,20 @@ def converted_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("llm-internals-cache")
     converted_checkpoint(models.gguf_path(), cache / "smollm2-135m-instruct")
     return cache
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The whole book built once from a fresh copy of the sources (no _build, no cache): its html folder.
+
+    ``LLM_INTERNALS_BUILT_BOOK=_build/html`` reuses a build you already have (quick iteration on
+    the site tests); CI never sets it.
+    """
+    reuse = os.environ.get("LLM_INTERNALS_BUILT_BOOK")
+    if reuse:
+        return Path(reuse).resolve()
+    copy = tmp_path_factory.mktemp("clean-checkout")
+    build._copy_sources(ROOT, copy)
+    assert not (copy / "_build").exists()
+    assert build.build(copy) == 0, "the book build failed: a cell raised or Sphinx stopped (see the log above)"
+    return copy / "_build" / "html"

@@ -8,31 +8,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
-
 from book import build, notebooks
+from tests.conftest import toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.book_build
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    """A fresh copy of the sources (no _build, no cache) built once for every test in this module."""
-    copy = tmp_path_factory.mktemp("clean-checkout")
-    build._copy_sources(ROOT, copy)
-    assert not (copy / "_build").exists()
-    assert build.build(copy) == 0, "the book build failed: a cell raised or Sphinx stopped (see the log above)"
-    return copy / "_build" / "html"
-
-
-def _toc_pages():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-
-
 def test_every_page_of_the_toc_is_built(built_book):
-    missing = [page for page in _toc_pages() if not (built_book / f"{page}.html").is_file()]
+    missing = [page for page in toc_pages() if not (built_book / f"{page}.html").is_file()]
     assert missing == []
 
 

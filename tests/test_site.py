@@ -1,0 +1,191 @@
+"""The built site, tested as a reader uses it: every page in headless Chromium, served over HTTP.
+
+Runs in the book-build step (`make test-book`) on the book that step builds. Screenshots of
+every page at a desktop and a phone width are saved in ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from book import notebooks
+from tests.conftest import ROOT, toc_pages
+
+pytestmark = pytest.mark.book_build
+
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+# Flags that keep Chromium from calling home on a closed machine (its refused connections are noise).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+@pytest.fixture(scope="session")
+def site(built_book):
+    """The built book served on a free loopback port; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="install the test extras: make install")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Chromium is not installed: run `bash scripts/setup_browser.sh` (make test-book does)"
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """One page opened in a fresh tab, with everything the browser complained about."""
+
+    def __init__(self, browser, url: str, viewport: str = "desktop"):
+        self.page = browser.new_page(viewport=VIEWPORTS[viewport])
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url}"))
+        self.page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        self.page.goto(url, wait_until="networkidle")
+        if self.page.evaluate("() => !!(window.MathJax && MathJax.startup)"):
+            self.page.evaluate("() => MathJax.startup.promise")
+
+    def scroll_through(self) -> None:
+        """Scroll to the bottom in steps so lazily loaded images load."""
+        self.page.evaluate("""async () => {
+            for (let y = 0; y < document.body.scrollHeight; y += 600) { window.scrollTo(0, y); await new Promise(r => setTimeout(r, 20)); }
+            await Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+            window.scrollTo(0, 0);
+        }""")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture
+def visit(browser, site):
+    opened = []
+
+    def open_page(path: str, viewport: str = "desktop") -> Visit:
+        opened.append(Visit(browser, f"{site}/{path}", viewport))
+        return opened[-1]
+
+    yield open_page
+    for page in opened:
+        page.close()
+
+
+PAGES = toc_pages()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_cleanly_and_is_screenshotted(visit, page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for viewport in VIEWPORTS:
+        opened = visit(f"{page}.html", viewport)
+        opened.scroll_through()
+        opened.page.screenshot(path=SCREENSHOTS / f"{page.replace('/', '_')}-{viewport}.png", full_page=True)
+        assert opened.problems == [], f"{page} at {viewport} width: {opened.problems}"
+        overflow = opened.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{page} is {overflow} px wider than a {viewport} screen: something does not wrap"
+
+
+def _cells_with_visible_output(notebook) -> int:
+    count = 0
+    for cell in notebook.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type != "code" or tags & {"remove-cell", "remove-output"}:
+            continue
+        visible = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+        count += bool(visible)
+    return count
+
+
+@pytest.mark.parametrize("page", [p.relative_to(ROOT).with_suffix("").as_posix() for p in notebooks.paired_pages()
+                                  if p.relative_to(ROOT).with_suffix("").as_posix() in PAGES])
+def test_every_code_cell_output_is_on_the_page(visit, built_book, page):
+    executed = nbformat.read(built_book.parent / "jupyter_execute" / f"{page}.ipynb", as_version=4)
+    expected = _cells_with_visible_output(executed)
+    shown = visit(f"{page}.html").page.evaluate(
+        "() => [...document.querySelectorAll('div.cell')].filter(c => c.querySelector('.cell_output')).length")
+    assert shown == expected, f"{page}: {expected} cells produced output when executed, {shown} show it"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_image_loads(visit, page):
+    opened = visit(f"{page}.html")
+    opened.scroll_through()
+    broken = opened.page.evaluate("() => [...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+    assert broken == []
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_math_is_typeset(visit, page):
+    opened = visit(f"{page}.html")
+    counts = opened.page.evaluate("""() => ({
+        math: document.querySelectorAll('.math').length,
+        typeset: document.querySelectorAll('.math mjx-container').length,
+        errors: document.querySelectorAll('mjx-merror').length,
+        raw: [...document.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 60)),
+    })""")
+    assert counts["errors"] == 0 and counts["raw"] == [], counts
+
+
+def test_math_comes_from_the_build_not_a_cdn(built_book):
+    html = (built_book / "chapters" / "notation.html").read_text()
+    assert "_static/mathjax/tex-chtml.js" in html and "cdn.jsdelivr.net/npm/mathjax" not in html
+    assert (built_book / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+
+
+def test_search_finds_a_term_from_a_chapter(visit):
+    opened = visit("search.html?q=tokenizer")
+    opened.page.wait_for_selector("#search-results .search-summary", timeout=20_000)
+    hits = opened.page.eval_on_selector_all("#search-results li a", "links => links.map(a => a.getAttribute('href'))")
+    assert any("chapters/setup" in href for href in hits), hits
+
+
+def test_next_and_previous_walk_the_table_of_contents(visit):
+    opened = visit(f"{PAGES[0]}.html")
+    walked = [PAGES[0]]
+    while opened.page.locator("a.right-next").count():
+        opened.page.locator("a.right-next").first.click()
+        opened.page.wait_for_load_state()
+        walked.append(opened.page.url.split("/", 3)[3].removesuffix(".html"))
+    assert walked == PAGES
+    opened.page.locator("a.left-prev").first.click()
+    opened.page.wait_for_load_state()
+    assert opened.page.url.endswith(f"{PAGES[-2]}.html")
+
+
+@pytest.mark.parametrize("page", [p.relative_to(ROOT).with_suffix("").as_posix() for p in notebooks.paired_pages()
+                                  if p.relative_to(ROOT).with_suffix("").as_posix() in PAGES])
+def test_colab_button_and_download_serve_this_pages_notebook(visit, site, page):
+    opened = visit(f"{page}.html")
+    repository = CONFIG["repository"]
+    owner_repo = repository["url"].removeprefix("https://github.com/")
+    expected = f"{CONFIG['launch_buttons']['colab_url']}/github/{owner_repo}/blob/{repository['branch']}/{page}.ipynb"
+    colab = opened.page.eval_on_selector_all("a[href*='colab.research.google.com']", "links => links.map(a => a.href)")
+    assert colab and all(href == expected for href in colab if "/github/" in href), colab
+    download = opened.page.eval_on_selector_all("a[href$='.ipynb']", "links => links.map(a => a.href)")
+    served = [href for href in download if href.startswith(site)]
+    assert served, f"{page} offers no notebook download"
+    with urllib.request.urlopen(served[0]) as response:
+        notebook = nbformat.reads(response.read().decode(), as_version=4)
+    source = nbformat.read(ROOT / f"{page}.ipynb", as_version=4)
+    assert [c.source for c in notebook.cells if c.cell_type == "code"] == [c.source for c in source.cells if c.cell_type == "code"]
