@@ -1,0 +1,29 @@
+"""The command line: ``llm-grade <verb> ...`` (or ``python -m autograder <verb> ...``), a thin layer over each verb's ``main``.
+
+* ``grade``: grade a submission or a folder of them (:mod:`autograder.grade`);
+* ``selftest``: the reference solutions must score full marks, the lab stubs zero (:mod:`autograder.selftest`);
+* ``bench``: generate submissions and time their grading (:mod:`autograder.bench`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+VERBS = {
+    "grade": "autograder.grade",
+    "selftest": "autograder.selftest",
+    "bench": "autograder.bench",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
+        known = ", ".join(VERBS)
+        print(__doc__.strip(), file=sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nUnknown command {argv[0]!r}: use one of {known}.", file=sys.stderr)
+            return 2
+        return 0 if argv else 2
+    return importlib.import_module(VERBS[argv[0]]).main(argv[1:])

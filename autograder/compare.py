@@ -1,0 +1,178 @@
+"""Comparing what a student's function returned with what it should have, in words a student can act on.
+
+Every check raises :class:`Mismatch` (an ``AssertionError``) whose message says what was
+expected, what came back, and where they differ most: a shape or dtype expected vs received,
+the largest difference and its index, the first NaN, the rows of attention weights that do not
+sum to one.
+
+Tolerances
+----------
+Values are compared with ``|actual - expected| <= atol + rtol * |expected|``, where the expected
+values are computed in float64 from the very inputs the student received (already rounded to
+the test's dtype), so only the student's own rounding is measured. The tolerances are about
+20 times the worst error of three correct implementations of attention (the reference, a
+naive one computed entirely in the input dtype, and one that scales the queries first and
+normalises the exponentials by hand) on the graded inputs, and far below what any real mistake
+produces (a wrong scale or axis changes values by 1e-1 or more):
+
+=========  ==========  =====================================================
+dtype      atol, rtol  worst error of a correct implementation (measured)
+=========  ==========  =====================================================
+float64    1e-10       1e-14
+float32    2e-5        1e-6 (model layers and sentence embeddings: 6e-7)
+float16    5e-3        (not measured: float16's epsilon is 8x bfloat16's)
+bfloat16   4e-2        2e-2, all in bfloat16; 7e-3 with a float32 softmax
+=========  ==========  =====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from autograder.wire import Opaque
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+TOLERANCES = {
+    torch.float64: Tolerance(1e-10, 1e-10),
+    torch.float32: Tolerance(2e-5, 2e-5),
+    torch.float16: Tolerance(5e-3, 5e-3),
+    torch.bfloat16: Tolerance(4e-2, 4e-2),
+}
+
+
+class Mismatch(AssertionError):
+    """A result that is not what the test expects; its message is shown to the student as is."""
+
+
+def _index(flat: int, shape) -> str:
+    return "[" + ", ".join(str(int(i)) for i in torch.unravel_index(torch.tensor(flat), tuple(shape))) + "]" if shape else "[]"
+
+
+def _what(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, Opaque):
+        return str(value)
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__} ({value!r})" if not hasattr(value, "shape") else f"a {type(value).__name__}"
+
+
+def as_tensor(value, name: str) -> torch.Tensor:
+    """``value`` if it is a torch tensor; otherwise say what it is instead."""
+    if not isinstance(value, torch.Tensor):
+        hint = " (convert it with torch.from_numpy)" if type(value).__module__ == "numpy" else ""
+        raise Mismatch(f"{name}: expected a torch.Tensor, got {_what(value)}{hint}.")
+    return value
+
+
+def as_pair(value, name: str, first: str, second: str) -> tuple:
+    """``value`` unpacked as a pair ``(first, second)``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise Mismatch(f"{name}: expected a pair ({first}, {second}), got {_what(value)}.")
+    return tuple(value)
+
+
+def check_shape(actual: torch.Tensor, expected: tuple, name: str, dims: str = "") -> None:
+    if tuple(actual.shape) != tuple(expected):
+        named = f" {dims}" if dims else ""
+        raise Mismatch(f"{name}: shape {tuple(actual.shape)}, expected {tuple(expected)}{named}.")
+
+
+def check_dtype(actual: torch.Tensor, expected: torch.dtype, name: str) -> None:
+    if actual.dtype != expected:
+        raise Mismatch(f"{name}: dtype {str(actual.dtype).replace('torch.', '')}, expected "
+                       f"{str(expected).replace('torch.', '')} (the dtype of the inputs): cast the result back with .to(x.dtype).")
+
+
+def check_finite(actual: torch.Tensor, name: str) -> None:
+    if actual.is_floating_point():
+        bad = ~torch.isfinite(actual)
+        if bad.any():
+            flat = int(bad.flatten().nonzero()[0])
+            what = "NaN" if torch.isnan(actual.flatten()[flat]) else "an infinity"
+            raise Mismatch(f"{name}: {what} found ({int(bad.sum())} non-finite values, the first at index "
+                           f"{_index(flat, actual.shape)}): fully masked rows and padding must give finite numbers.")
+
+
+def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | None = None,
+                where: torch.Tensor | None = None, dims: str = "") -> torch.Tensor:
+    """``actual`` is a finite tensor of ``expected``'s shape, of ``dtype``, matching ``expected`` within that dtype's tolerance.
+
+    ``expected`` may be more precise than ``dtype`` (float64 truth for a bfloat16 test); ``dtype``
+    defaults to ``expected.dtype``. ``where`` (a bool tensor broadcastable to the shape) limits
+    the comparison to the positions where not any answer is accepted (e.g. outside fully masked
+    rows). ``dims`` names the expected dimensions in the shape message, e.g. ``"(B, H, Tq, Dh)"``.
+    Returns ``actual``.
+    """
+    dtype = dtype or expected.dtype
+    actual = as_tensor(actual, name)
+    check_shape(actual, expected.shape, name, dims)
+    check_dtype(actual, dtype, name)
+    check_finite(actual, name)
+    tolerance = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    got, want = actual.double(), expected.double()
+    error = (got - want).abs()
+    allowed = tolerance.atol + tolerance.rtol * want.abs()
+    bad = error > allowed
+    if where is not None:
+        mask = torch.broadcast_to(where, error.shape)
+        bad &= mask
+        error = torch.where(mask, error, 0.0)
+    if bad.any():
+        flat = int(error.flatten().argmax())
+        at = _index(flat, error.shape)
+        raise Mismatch(
+            f"{name}: wrong values; the largest difference is {error.flatten()[flat]:.3g}, at index "
+            f"{at} (yours {got.flatten()[flat]:.6g}, expected {want.flatten()[flat]:.6g}); {int(bad.sum())} of "
+            f"{bad.numel()} values are outside the tolerance (atol {tolerance.atol:g}, rtol {tolerance.rtol:g} "
+            f"for {str(dtype).replace('torch.', '')})."
+        )
+    return actual
+
+
+def check_rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor | None = None, name: str = "the attention weights") -> None:
+    """Each row of ``weights`` (B, H, Tq, Tk) sums to 1 along the keys, where ``rows`` (B, 1, Tq) allows any key."""
+    weights = as_tensor(weights, name)
+    check_finite(weights, name)
+    tolerance = TOLERANCES.get(weights.dtype, TOLERANCES[torch.float32])
+    sums = weights.double().sum(dim=-1)  # (B, H, Tq)
+    slack = tolerance.atol * weights.shape[-1] + tolerance.rtol
+    bad = (sums - 1).abs() > slack
+    if rows is not None:
+        bad &= torch.broadcast_to(rows, bad.shape)
+    if bad.any():
+        flat = int(bad.flatten().nonzero()[0])
+        at = _index(flat, bad.shape)
+        along_queries = weights.double().sum(dim=-2)  # (B, H, Tk)
+        hint = (" They sum to 1 along the queries (dim -2) instead: take the softmax over the last dimension, the keys."
+                if torch.allclose(along_queries, torch.ones_like(along_queries), atol=slack) else
+                " Is the softmax taken over the last dimension (the keys), after masking?")
+        raise Mismatch(f"{name}: the row at {at} sums to {sums.flatten()[flat]:.4g} along the keys, not 1 "
+                       f"({int(bad.sum())} of {bad.numel()} rows are off).{hint}")
+
+
+def check_zero_where(actual: torch.Tensor, masked: torch.Tensor, name: str, why: str) -> None:
+    """``actual`` is (numerically) zero wherever ``masked`` is true."""
+    masked = torch.broadcast_to(masked, actual.shape)
+    leak = actual.double().abs() * masked
+    if leak.max() > TOLERANCES.get(actual.dtype, TOLERANCES[torch.float32]).atol:
+        flat = int(leak.flatten().argmax())
+        raise Mismatch(f"{name}: expected 0 where {why}, got {actual.flatten()[flat].item():.4g} at index "
+                       f"{_index(flat, actual.shape)} ({int((leak > 0).sum())} such values).")
+
+
+def check_equal(actual, expected, name: str) -> None:
+    """Exact equality of plain values (ids, lists, strings)."""
+    if actual != expected:
+        raise Mismatch(f"{name}: got {actual!r}, expected {expected!r}.")

@@ -1,0 +1,332 @@
+"""``grade``: grade one submission or a class folder, for one lab or all, and write the results.
+
+Python API: :class:`Grader` (a sandbox and the specs of some labs, reused for every
+submission), :func:`grade_folder` (a class, in parallel, resumable) and
+:func:`find_students`. Command line (:func:`main`)::
+
+    python -m autograder grade submissions/ --lab all --out results/ --jobs 2
+    python -m autograder grade alice.ipynb --lab lab1
+    python -m autograder grade /autograder/submission --lab all --gradescope /autograder/results/results.json
+
+A folder holds one file per student (``alice.ipynb``, ``bob.py``: the student is the file's
+name) or one folder per student (``alice/lab1_attention.ipynb``...); for each lab, a
+student's file is the one that defines most of that lab's functions. With ``--gradescope``
+the path is a single student's submission and one results.json is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+
+from autograder import results, specs
+from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
+from autograder.sandbox import Limits, Sandbox
+from autograder.spec import HIDDEN, VISIBLE, collect, run_test
+
+
+class Interrupted(Exception):
+    """The run is stopping: a lab in progress is not recorded (it is graded again next time)."""
+
+
+def find_students(path: Path) -> dict[str, list[Path]]:
+    """Students and their files: a file is one student; a folder holds a file or a folder per student."""
+    path = Path(path)
+    if path.is_file():
+        return {path.stem: [path]}
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist: give a submission file or a folder of submissions.")
+    students: dict[str, list[Path]] = {}
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix in SUFFIXES:
+            students.setdefault(entry.stem, []).append(entry)
+        elif entry.is_dir():
+            files = student_files(entry)
+            if files:
+                students[entry.name] = files
+    return students
+
+
+def student_files(folder: Path) -> list[Path]:
+    """The notebooks and Python files anywhere in one student's folder (hidden ones and checkpoints left out)."""
+    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.suffix in SUFFIXES
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
+class Grader:
+    """A sandbox and the specs of some labs, reused for every submission. Use as a context manager.
+
+    Starting it starts the worker (imports and models, in the background) while the grader
+    computes every expected value, so that no submission pays for either.
+    """
+
+    def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits()):
+        self.labs = specs.select(labs) if isinstance(labs, str) else list(labs)
+        self.limits = limits
+        self.modules = {lab: specs.load(lab) for lab in self.labs}
+        self.tests = {lab: collect(module) for lab, module in self.modules.items()}
+        preload = {role for module in self.modules.values() for role in module.LAB.preload}
+        imports = {name for module in self.modules.values() for name in module.LAB.imports}
+        self.sandbox = Sandbox(preload, limits, imports)
+        self.stopping = threading.Event()
+        self.started = False
+        self.startup_seconds = 0.0
+
+    def __enter__(self) -> "Grader":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the worker and compute every expected value (once; later calls do nothing)."""
+        if self.started:
+            return
+        started = time.monotonic()
+        from book.models import resolve
+
+        for role in self.sandbox.preload:  # a first use converts SmolLM2 once: not twice at the same time
+            resolve(role)
+        failure = []
+        worker = threading.Thread(target=lambda: _capture(self.sandbox.start, failure), daemon=True)
+        worker.start()
+        for lab, module in self.modules.items():
+            module.prepare(self.tests[lab])
+        worker.join()
+        if failure:
+            raise failure[0]
+        self.started = True
+        self.startup_seconds = time.monotonic() - started
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sandbox.close()
+
+    def max_score(self, lab: str) -> float:
+        return float(sum(test.points for test in self.tests[lab]))
+
+    def _not_graded(self, lab: str, reason: str) -> list[dict]:
+        return [{"name": t.name, "score": 0.0, "max_score": float(t.points), "status": "failed", "visibility": HIDDEN if t.hidden else VISIBLE,
+                 "output": f"{t.message}\nNot graded: {reason}", "seconds": 0.0} for t in self.tests[lab]]
+
+    def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None) -> dict:
+        """Grade one lab of one submission (a path, an extracted :class:`Submission`, or None when missing).
+
+        ``limits`` replaces the grader's limits for this submission.
+        """
+        module = self.modules[lab]
+        started = time.monotonic()
+        record = {"title": module.LAB.title, "file": None, "sha256": None, "score": 0.0, "max_score": self.max_score(lab),
+                  "error": None, "notes": [], "output": "", "seconds": 0.0,
+                  "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tests": []}
+        if submission is not None and not isinstance(submission, Submission):
+            record["file"], record["sha256"] = str(submission), _sha256(submission)
+            try:
+                submission = load_submission(submission)
+            except SubmissionError as error:
+                record.update(error=str(error), tests=self._not_graded(lab, str(error)))
+                return record
+        if submission is None:
+            reason = (f"no file of this submission defines any of {', '.join(module.LAB.functions)}: submit the lab's "
+                      "notebook with these functions, their names unchanged.")
+            record.update(error=reason, tests=self._not_graded(lab, reason))
+            return record
+        record.update(file=submission.path, sha256=submission.sha256, notes=list(submission.notes))
+        with self.sandbox.session(submission, limits) as session:
+            for test in self.tests[lab]:
+                if self.stopping.is_set():
+                    raise Interrupted()
+                record["tests"].append(run_test(test, session).to_dict())
+            record["notes"] += session.notes
+        record["output"] = session.output()
+        record["score"] = round(sum(t["score"] for t in record["tests"]), 4)
+        record["seconds"] = round(time.monotonic() - started, 3)
+        return record
+
+    def choose(self, files: list[Path], lab: str) -> Submission | Path | None:
+        """The student's file for ``lab``: the one that defines most of its functions (a name with the lab's breaks ties).
+
+        None when no file defines any of them; a lone file that cannot be read is returned as
+        is, so that the student is told why.
+        """
+        wanted = set(self.modules[lab].LAB.functions)
+        best, best_key = None, (0, False)
+        for path in files:
+            try:
+                submission = load_submission(path)
+            except SubmissionError:
+                continue
+            key = (len(wanted & set(submission.functions)), lab in path.name)
+            if key[0] and key > best_key:
+                best, best_key = submission, key
+        if best is None and len(files) == 1:
+            try:
+                load_submission(files[0])
+            except SubmissionError:
+                return files[0]
+        return best
+
+    def pending(self, student: str, files: list[Path], out: Path, labs: list[str], force: bool = False) -> list[str]:
+        """The labs of ``labs`` not yet in ``out`` for the file the student has now (all of them with ``force``)."""
+        record = results.read_student(out, student)
+        if force or record is None:
+            return list(labs)
+        return [lab for lab in labs
+                if lab not in record["labs"] or record["labs"][lab].get("sha256") != _sha256(self.choose(files, lab))]
+
+    def grade_student(self, student: str, files: list[Path], out: Path | None = None, labs: list[str] | None = None,
+                      on_lab=None, guard: results.Guard | None = None) -> dict:
+        """Grade ``labs`` (default: the grader's) of one student; with ``out``, update their JSON after each lab.
+
+        The student's labs already in ``out`` and not graded now are kept in the JSON.
+        """
+        record = (results.read_student(out, student) if out is not None else None) or {"student": student, "labs": {}}
+        record["student"] = student
+        for lab in labs or self.labs:
+            record["labs"][lab] = self.grade_lab(lab, self.choose(files, lab))
+            if self.stopping.is_set():
+                raise Interrupted()
+            if out is not None:
+                results.write_student(out, record, guard)
+            if on_lab:
+                on_lab(student, lab)
+        return results.totals(record)
+
+
+def _sha256(chosen) -> str | None:
+    if chosen is None:
+        return None
+    if isinstance(chosen, Submission):
+        return chosen.sha256
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(chosen).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _capture(function, failures: list) -> None:
+    try:
+        function()
+    except BaseException as error:  # noqa: BLE001 - handed to the main thread
+        failures.append(error)
+
+
+def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
+                 limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None) -> dict:
+    """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
+
+    Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
+    skipped unless ``force``. Returns a summary: students, labs graded and skipped, seconds.
+    """
+    from tqdm import tqdm
+
+    students = find_students(path)
+    own = grader is None
+    grader = grader or Grader(labs, limits)
+    labs = specs.select(labs) if isinstance(labs, str) else list(labs)
+    if set(labs) - set(grader.labs):
+        raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
+                         "start one for every lab you grade.")
+    out = Path(out)
+    plan = {student: grader.pending(student, files, out, labs, force) for student, files in students.items()}
+    todo = sum(len(p) for p in plan.values())
+    summary = {"students": len(students), "graded": 0, "skipped": len(students) * len(labs) - todo,
+               "startup_seconds": 0.0, "seconds": 0.0}
+    if todo and own:
+        grader.start()  # only when there is something to grade: a finished run resumes in a second
+    summary["startup_seconds"] = round(grader.startup_seconds, 3)
+    bar = tqdm(total=todo, unit="lab", desc="grading", disable=not progress, file=sys.stderr)
+    lock = threading.Lock()
+
+    def done(student, lab):
+        with lock:
+            summary["graded"] += 1
+            bar.update(1)
+
+    guard = results.Guard(out)
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(grader.grade_student, student, students[student], out, plan[student], done, guard)
+                       for student in plan if plan[student]]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                grader.stopping.set()  # labs in progress are not recorded
+                for future in futures:
+                    future.cancel()
+                if own:
+                    grader.sandbox.close()  # ends the calls in flight at once
+                raise
+        summary["seconds"] = round(time.monotonic() - started, 3)
+    finally:
+        bar.close()
+        if own:
+            grader.close()
+        summary["restored"] = guard.restore()
+        if summary["restored"]:
+            print(f"Restored result files changed during the run by something other than the grader: "
+                  f"{', '.join(summary['restored'])}.", file=sys.stderr)
+        if (out / results.STUDENTS).is_dir():
+            results.write_gradebook(out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-grade grade", description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
+    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded side by side (default 1; about one per CPU core)")
+    parser.add_argument("--force", action="store_true", help="grade again the labs already in the output folder")
+    parser.add_argument("--gradescope", type=Path, help="PATH is one student's submission: write Gradescope's results.json here")
+    parser.add_argument("--call-seconds", type=float, default=Limits.call_seconds, help="time limit of one function call")
+    parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds,
+                        help="time limit of all the calls of one lab of one submission")
+    parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30, help="memory one submission may add")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
+                    memory_bytes=int(args.memory_gb * 2**30))
+    try:
+        labs = specs.select(args.lab)
+    except ValueError as error:
+        parser.error(str(error))
+    if not args.path.exists():
+        parser.error(f"{args.path} does not exist: give a submission file or a folder of submissions.")
+
+    if args.gradescope:
+        import json
+
+        with Grader(labs, limits) as grader:
+            files = [args.path] if args.path.is_file() else student_files(args.path)
+            record = grader.grade_student(args.path.stem if args.path.is_file() else "submission", files)
+        results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
+        print(f"{record['score']:g} / {record['max_score']:g} points; wrote {args.gradescope}")
+        return 0
+
+    try:
+        summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"Interrupted: the labs graded so far are in {args.out / results.STUDENTS}; run the same command "
+              "again to grade the rest.", file=sys.stderr)
+        return 130
+    if summary["graded"]:
+        print(f"{summary['students']} students: {summary['graded']} labs graded in {summary['seconds']:.1f} s after a "
+              f"{summary['startup_seconds']:.1f} s start, {summary['skipped']} already graded (--force grades them again).")
+    else:
+        print(f"{summary['students']} students: nothing to grade, all {summary['skipped']} labs are already graded "
+              "(--force grades them again).")
+    print(f"Results in {args.out}/: gradebook.csv, students/<student>.json, gradescope/<student>.json.")
+    return 0

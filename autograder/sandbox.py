@@ -1,0 +1,452 @@
+"""The grader's side of the sandbox: a worker process per submission, forked from a warm zygote.
+
+Why this design
+---------------
+Student code must never run in the process that decides the grade, and importing torch and
+transformers and loading the two models takes several seconds, far more than grading a
+submission should. So the grader starts **one zygote** (:mod:`autograder.worker`) that pays
+for the imports and the models once, and **forks a child per submission** from it:
+
+* *speed*: a fork shares the zygote's memory copy-on-write, so a child is ready in tens of
+  milliseconds with the libraries imported and the models loaded and warmed;
+* *isolation between students*: each submission gets a pristine copy of everything; whatever
+  one submission monkeypatches, mutates or leaks dies with its child;
+* *isolation from the grader*: the child runs as ``nobody`` when the grader is root (and
+  ``nobody`` can read the Python installation), in an empty temporary folder, with
+  ``RLIMIT_AS``, ``RLIMIT_CPU`` and ``RLIMIT_FSIZE`` caps, with ``solutions`` and
+  ``autograder`` unimportable, and with stdout/stderr in a file that is shown to the student
+  but never parsed. It receives inputs and returns outputs as plain data
+  (:mod:`autograder.wire`: JSON and safetensors, no pickle). The grader computes the
+  expected values and the verdicts and writes every file itself, and a class run ends by
+  putting back any result file that changed behind its back (:class:`autograder.results.Guard`).
+
+The alternatives cost more: a fresh ``subprocess`` per submission pays the imports and the
+models every time, and a pool of long-lived workers that run each submission in a fresh
+namespace shares one interpreter between students, so a monkeypatched ``torch.softmax``
+leaks into the next grade. The zygote freezes its objects out of the garbage collector's
+sight (``gc.freeze``) so that children do not copy its memory page by page.
+
+Time limits are enforced twice: an alarm inside the child (which keeps the child usable for
+the next test) and a hard deadline here (which kills the child's process group when the alarm
+cannot fire; the next call starts a fresh child). A function that reached the time limit once
+is not called again in that submission, so an infinite loop costs one time limit, not one per
+test.
+
+This walls off accidents and casual cheating; it is not a security boundary against code
+written to escape (a child can still read files its user may read). For hostile code, run the
+grader in a container, as Gradescope does, and make the solutions unreadable to ``nobody``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder import wire
+from autograder.extract import Submission
+
+ROOT = Path(__file__).resolve().parent.parent
+GRACE_SECONDS = 3.0  # how long past its own alarm the grader waits before killing a child
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use. The defaults suit the course's labs on a laptop CPU."""
+
+    call_seconds: float = 30.0  # one call of a student function
+    load_seconds: float = 10.0  # one top-level statement of the submission (an import, a constant)
+    submission_seconds: float = 180.0  # all the calls of one submission for one lab, together
+    memory_bytes: int = 3 << 30  # address space a child may add to what the zygote already maps
+    file_bytes: int = 16 << 20  # largest file (captured output included) a child may write
+    reply_bytes: int = 256 << 20  # largest reply the grader accepts from a child
+    output_chars: int = 4000  # how much of the captured stdout/stderr the report keeps (the tail)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (the zygote could not start): a problem of the grader, not of a student."""
+
+
+class StudentFailure(Exception):
+    """A call of a student function that did not return: the text is the feedback shown to the student."""
+
+    def __init__(self, kind: str, feedback: str):
+        super().__init__(feedback)
+        self.kind = kind  # timeout, memory, exception, not_implemented, missing, exit, crashed, ...
+        self.feedback = feedback
+
+
+@dataclass
+class Reply:
+    """What a call returned: the function's result, the grader's observations, the time it took."""
+
+    result: object
+    observed: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Sandbox:
+    """The zygote worker and the control socket to it. Use as a context manager.
+
+    ``preload`` names the model roles the labs pass to student functions (``"encoder"``,
+    ``"decoder"``); the zygote loads only those. ``imports`` names modules submissions are
+    likely to import, besides :data:`autograder.worker.COMMON_IMPORTS`.
+    """
+
+    def __init__(self, preload=(), limits: Limits = Limits(), imports=()):
+        self.preload = tuple(sorted(set(preload)))
+        self.imports = tuple(sorted(set(imports)))
+        self.limits = limits
+        self._process: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._home = None
+        self.startup_seconds = 0.0
+        self.unprivileged = False  # children run as nobody (the grader is root and nobody can read Python)
+        self.as_root = False  # children run as root: the grader is root but nobody cannot read Python
+
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the zygote and wait until its imports and models are loaded."""
+        if self._process is not None:
+            return
+        started = time.monotonic()
+        self._home = tempfile.mkdtemp(prefix="llm-grade-zygote-")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+                   HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", MPLBACKEND="Agg")
+        log = open(os.path.join(self._home, "zygote.log"), "wb")
+        command = [sys.executable, "-I", "-m", "autograder.worker",
+                   "--control-fd", str(theirs.fileno()), "--preload", ",".join(self.preload),
+                   "--imports", ",".join(self.imports)]
+        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=self._home, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        theirs.close()
+        log.close()
+        self._control = ours
+        ours.settimeout(600)
+        try:
+            ready = json.loads(ours.recv(1 << 16) or b'{"op": "failed", "error": "it exited"}')
+        except (OSError, ValueError) as error:
+            ready = {"op": "failed", "error": str(error)}
+        if ready.get("op") != "ready":
+            tail = Path(self._home, "zygote.log").read_text(errors="replace")[-3000:]
+            self.close()
+            raise SandboxError(f"The grading worker could not start ({ready.get('error')}); its log ends with:\n{tail}")
+        ours.settimeout(30)
+        self.unprivileged = bool(ready.get("unprivileged"))
+        self.as_root = bool(ready.get("root")) and not self.unprivileged
+        self.startup_seconds = time.monotonic() - started
+
+    def close(self) -> None:
+        """Stop the zygote; it takes its remaining children down with it."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._home:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+
+    def _request(self, message: dict, fds=()) -> dict:
+        if self._control is None:
+            raise SandboxError("The sandbox is not running: use it inside `with Sandbox(...)`.")
+        with self._lock:
+            socket.send_fds(self._control, [json.dumps(message).encode()], list(fds))
+            return json.loads(self._control.recv(1 << 16))
+
+    def fork(self, workdir: str, limits: Limits | None = None) -> tuple[int, socket.socket]:
+        """A new child of the zygote, confined to ``workdir``; returns its pid and its socket."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        limits = limits or self.limits
+        limits = {
+            "memory_bytes": limits.memory_bytes,
+            "file_bytes": limits.file_bytes,
+            "cpu_seconds": limits.submission_seconds + 30,
+            "message_bytes": 1 << 30,
+        }
+        try:
+            reply = self._request({"op": "fork", "workdir": workdir, "limits": limits, "repo": str(ROOT)},
+                                  [theirs.fileno()])
+        finally:
+            theirs.close()
+        return reply["pid"], ours
+
+    def status(self, pid: int) -> dict:
+        """How a child ended ({"exit": code} or {"signal": number}), or {"running": bool}."""
+        return self._request({"op": "status", "pid": pid})
+
+    def session(self, submission: Submission, limits: Limits | None = None) -> "Session":
+        """A :class:`Session` for one submission (``limits``: this submission's, instead of the sandbox's)."""
+        return Session(self, submission, limits)
+
+
+class Session:
+    """One submission for one lab: a child that has loaded the code, restarted after a crash.
+
+    ``session.call("f", *args)`` returns a :class:`Reply` or raises :class:`StudentFailure`;
+    ``session.student.f(*args)`` is the same, returning just the result. Identical calls are
+    answered from a memo, so tests that look at different aspects of one call run it once.
+    """
+
+    def __init__(self, sandbox: Sandbox, submission: Submission, limits: Limits | None = None):
+        self.sandbox = sandbox
+        self.limits = limits or sandbox.limits
+        self.submission = submission
+        self.workdir = tempfile.mkdtemp(prefix="llm-grade-")
+        self.notes: list[str] = []
+        self.defined: list[str] = []
+        self.spent = 0.0  # seconds of student code so far (loads and calls)
+        self._child: tuple[int, socket.socket] | None = None
+        self._skip: set[int] = set()  # statements that failed on the first load
+        self._first_load = True
+        self._memo: dict[str, object] = {}
+        self._timed_out: dict[str, str] = {}  # function -> why it is not called again
+        self._output: str | None = None
+        self._broken: StudentFailure | None = None  # loading the code failed beyond a note
+        self.student = _Student(self)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- children ------------------------------------------------------------------------------
+
+    def _start_child(self) -> tuple[int, socket.socket]:
+        pid, sock = self.sandbox.fork(self.workdir, self.limits)
+        chunks = [asdict(c) for i, c in enumerate(self.submission.chunks) if i not in self._skip]
+        message = {"op": "load", "chunks": chunks, "sources": self.submission.sources,
+                   "seconds": self.limits.load_seconds}
+        budget = min(self.limits.load_seconds * max(1, len(chunks)), max(1.0, self.limits.submission_seconds - self.spent))
+        try:
+            reply, _ = self._exchange(pid, sock, wire.pack(message), budget + GRACE_SECONDS, "loading your code")
+        except StudentFailure as failure:
+            self._broken = failure  # every later call would fail the same way: do not try again
+            raise
+        if self._first_load:
+            for note in reply["notes"]:
+                chunk = self.submission.chunks[note["chunk"]]
+                first = chunk.source.strip().splitlines()[0][:60]
+                self.notes.append(f"{chunk.filename}, line {chunk.line}: `{first}` was skipped: "
+                                  f"{_one_line(note, self.limits)}")
+            self._skip = set(reply["failed"])  # indices into all the chunks: the first load sends every one
+            self.defined = reply["defined"]
+            self._first_load = False
+        return pid, sock
+
+    def _kill(self, child) -> None:
+        pid, sock = child
+        for kill in (os.killpg, os.kill):  # the group: the child and whatever it started
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        sock.close()
+
+    def close(self) -> None:
+        """Stop the child and remove the working folder (its captured output is read first)."""
+        if self._child is not None:
+            pid, sock = self._child
+            try:
+                sock.sendall(wire.pack({"op": "exit"}))
+            except OSError:
+                pass
+            self._kill(self._child)
+            self._child = None
+        self._output = self._read_output()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _read_output(self) -> str:
+        path = Path(self.workdir, "output.txt")
+        if not path.is_file():
+            return ""
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - self.limits.output_chars * 4))
+            text = handle.read().decode("utf-8", errors="replace")
+        return text[-self.limits.output_chars:]
+
+    def output(self) -> str:
+        """The tail of what the submission printed (stdout and stderr together)."""
+        return self._output if self._output is not None else self._read_output()
+
+    # -- one exchange --------------------------------------------------------------------------
+
+    def _exchange(self, pid: int, sock: socket.socket, frame: bytes, deadline: float, doing: str):
+        """Send a frame and wait at most ``deadline`` seconds for the reply; failures become StudentFailure."""
+        started = time.monotonic()
+        try:
+            sock.settimeout(deadline)
+            sock.sendall(frame)
+            return wire.receive(sock, self.limits.reply_bytes)
+        except socket.timeout:
+            self._kill((pid, sock))
+            raise StudentFailure("timeout", f"Time limit reached: {doing} took longer than {deadline - GRACE_SECONDS:.3g} s "
+                                 "and was stopped (an endless loop, or far too much work?).") from None
+        except (EOFError, ConnectionError, BrokenPipeError):
+            sock.close()
+            raise StudentFailure("crashed", self._why_it_ended(pid, doing)) from None
+        except wire.WireError as error:
+            self._kill((pid, sock))
+            raise StudentFailure("unsendable", f"The grader could not read the result of {doing}: {error}.") from None
+        finally:
+            self.spent += time.monotonic() - started
+
+    def _why_it_ended(self, pid: int, doing: str) -> str:
+        status = {"running": True}
+        for _ in range(20):  # the zygote reaps its children every half second
+            status = self.sandbox.status(pid)
+            if not status.get("running"):
+                break
+            time.sleep(0.05)
+        if "signal" in status:
+            try:
+                name = signal.Signals(status["signal"]).name
+            except ValueError:
+                name = str(status["signal"])
+            hint = {"SIGXCPU": "it used up its CPU time", "SIGKILL": "it was killed, usually for using too much memory",
+                    "SIGSEGV": "a segmentation fault"}.get(str(name), "")
+            return f"The process running your code died while {doing} (signal {name}{': ' + hint if hint else ''})."
+        if "exit" in status:
+            return (f"The process running your code exited while {doing} (exit code {status['exit']}): "
+                    "do not call os._exit() or end the process in a graded function.")
+        return f"The process running your code stopped while {doing}."
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def call(self, function: str, *args, observe=(), fresh: bool = False, **kwargs) -> Reply:
+        """Run ``function(*args, **kwargs)`` in the child; ``fresh`` runs it in a new child that is discarded after.
+
+        ``observe`` lists what to look at in the (mutated) arguments after the call, see
+        :func:`autograder.worker._observe`.
+        """
+        if self._broken is not None:
+            raise self._broken
+        if function in self._timed_out:
+            raise StudentFailure("timeout", self._timed_out[function])
+        remaining = self.limits.submission_seconds - self.spent
+        if remaining <= 0:
+            raise StudentFailure("timeout", f"Not run: this submission used up its {self.limits.submission_seconds:.0f} s "
+                                 "for the lab on earlier tests.")
+        seconds = min(self.limits.call_seconds, remaining)
+        message, blob = wire.prepare({"op": "call", "function": function, "observe": list(observe), "fresh": fresh},
+                                     {"args": list(args), "kwargs": kwargs})
+        key = hashlib.sha256(wire.frame(message, blob)).hexdigest()  # the call, whatever time is left
+        frame = wire.frame({**message, "seconds": seconds}, blob)
+        if key in self._memo:
+            memo = self._memo[key]
+            if isinstance(memo, StudentFailure):
+                raise memo
+            return memo
+        try:
+            reply = self._call(function, frame, seconds, fresh)
+        except StudentFailure as failure:
+            if failure.kind == "timeout":
+                self._timed_out[function] = (f"Not run: `{function}` reached the time limit in an earlier test, "
+                                             "so the grader does not call it again.")
+            self._memo[key] = failure
+            raise
+        self._memo[key] = reply
+        return reply
+
+    def _call(self, function: str, frame: bytes, seconds: float, fresh: bool) -> Reply:
+        child = self._start_child() if fresh or self._child is None else self._child
+        if not fresh:
+            self._child = child
+        doing = f"running `{function}`"
+        try:
+            message, value = self._exchange(*child, frame, seconds + GRACE_SECONDS, doing)
+        except StudentFailure:
+            if not fresh:
+                self._child = None  # killed or dead: the next call starts a fresh child
+            raise
+        finally:
+            if fresh:
+                self._kill(child)
+        if not message.get("ok"):
+            raise StudentFailure(message["error"].get("kind", "exception"), _feedback(function, message["error"], self, seconds))
+        return Reply(value["result"], value["observed"], message.get("seconds", 0.0))
+
+
+class _Student:
+    """``student.f(*args)``: call the submission's ``f`` in the worker and return its result."""
+
+    def __init__(self, session: Session):
+        self._session = session
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            return self._session.call(name, *args, **kwargs).result
+
+        call.__name__ = name
+        return call
+
+    def call(self, function: str, *args, **kwargs) -> Reply:
+        """The full :class:`Reply` (with observations): ``student.call("f", x, observe=[...], fresh=True)``."""
+        return self._session.call(function, *args, **kwargs)
+
+
+def _one_line(error: dict, limits: Limits) -> str:
+    if error["kind"] == "timeout":
+        return f"it ran longer than {limits.load_seconds:.3g} s"
+    if error["kind"] == "exit":
+        return "it called sys.exit()"
+    return error.get("traceback", ["an error"])[-1]
+
+
+def _feedback(function: str, error: dict, session: Session, seconds: float) -> str:
+    """The student-facing sentence for a call that raised, ran out of time or memory, or was missing."""
+    kind = error.get("kind")
+    limits = session.limits
+    if kind == "missing":
+        return (f"`{function}` is not defined in your submission: define it at the top level of a code cell "
+                "(the grader runs only imports, functions, classes and constants).")
+    if kind == "not_implemented":
+        return f"Not implemented yet: `{function}` still raises NotImplementedError."
+    if kind == "timeout":
+        return f"Time limit reached: `{function}` ran longer than {seconds:.3g} s (an endless loop?)."
+    if kind == "exit":
+        return f"`{function}` called sys.exit({error.get('code')}): return a value instead of ending the program."
+    if kind == "memory":
+        return (f"Memory limit reached: `{function}` tried to allocate more than the {limits.memory_bytes / 2**30:.1f} GiB "
+                "a submission may use.\n" + "\n".join(error.get("traceback", [])))
+    if kind in ("unsendable", "protocol"):
+        return f"The grader could not send back what `{function}` returned: {error.get('detail')}."
+    trace = "\n".join(error.get("traceback", []))
+    hint = ""
+    if error.get("type") == "NameError":
+        hint = ("\nHint: the grader runs only your imports, functions, classes and constants; a graded function "
+                "must not use variables created in other cells (pass them as arguments or define them inside).")
+    if error.get("type") in ("ModuleNotFoundError", "ImportError") and "cannot be imported while grading" in trace:
+        hint = "\nHint: the grader's packages (solutions, autograder) are not available to submissions."
+    prefix = "Inspecting the arguments after " if kind == "observe" else ""
+    return f"{prefix}`{function}` raised an exception:\n{trace}{hint}"

@@ -1,0 +1,69 @@
+"""``selftest``: grade the reference solutions (they must score full marks) and the lab stubs (zero), for every lab.
+
+The reference solution (``solutions/<lab>.py``) goes through the same path as a student's
+file: extracted, run in the sandbox, graded by the specs. A test it fails is a bug in the spec
+or in the reference; a test the stubs of ``labs/<lab>.ipynb`` pass gives points for nothing.
+
+    python -m autograder selftest            # every lab
+    python -m autograder selftest --lab lab2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from autograder import specs
+from autograder.grade import Grader
+from autograder.sandbox import ROOT, Limits
+
+
+def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: Path = ROOT) -> list[dict]:
+    """One row per lab and side ("reference", "stubs"): score, max_score, ok, and the tests that went wrong."""
+    own = grader is None
+    grader = grader or Grader(labs, Limits())
+    if own:
+        grader.start()
+    rows = []
+    try:
+        for lab in grader.labs:
+            spec = grader.modules[lab].LAB
+            for side, path, wanted in (("reference", spec.reference, "full"), ("stubs", spec.notebook, "zero")):
+                record = grader.grade_lab(lab, root / path)
+                if wanted == "full":
+                    wrong = [t for t in record["tests"] if t["status"] != "passed"]
+                    ok = record["score"] == record["max_score"] and not record["error"]
+                else:
+                    wrong = [t for t in record["tests"] if t["status"] == "passed"]
+                    ok = record["score"] == 0
+                rows.append({"lab": lab, "side": side, "file": path, "score": record["score"],
+                             "max_score": record["max_score"], "ok": ok, "error": record["error"],
+                             "wrong": [{"name": t["name"], "output": t["output"]} for t in wrong],
+                             "seconds": record["seconds"]})
+    finally:
+        if own:
+            grader.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-grade selftest", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    args = parser.parse_args(argv)
+    try:
+        labs = specs.select(args.lab)
+    except ValueError as error:
+        parser.error(str(error))
+    rows = selftest(labs)
+    for row in rows:
+        verdict = "ok" if row["ok"] else "WRONG"
+        expected = "full marks" if row["side"] == "reference" else "zero"
+        print(f"{verdict:5} {row['lab']} {row['side']:9} {row['score']:g} / {row['max_score']:g} "
+              f"(expected {expected}) {row['file']} [{row['seconds']:.1f} s]")
+        if row["error"]:
+            print(f"      {row['error']}")
+        for test in row["wrong"]:
+            print(f"      {test['name']}: " + test["output"].replace("\n", "\n        "))
+    failed = [row for row in rows if not row["ok"]]
+    print("self-test passed" if not failed else f"self-test FAILED for {len(failed)} of {len(rows)} checks")
+    return 1 if failed else 0

@@ -1,0 +1,217 @@
+"""Lab 2, pooling: the graded tests of mean_pool, max_pool and embed_sentences.
+
+The pooling truths are computed one row at a time over the real tokens only, in float64 (and
+agree with :mod:`solutions.pooling`); padding positions hold values that any unmasked pooling
+would pick up (1000, 0 below negative states, infinities). The sentence embeddings' truth is
+sentence-transformers' own ``encode`` for all-MiniLM-L6-v2, checked against the reference
+solution. The visible texts are those of the lab's public checks (:mod:`book.labcheck`); the
+hidden ones come from the course corpus.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from autograder.compare import Mismatch, as_tensor, check_close, check_shape
+from autograder.spec import Lab, cached, course_model, parametrize, points
+from autograder.wire import Ref
+from book.labcheck import LONG_TEXT, TEXTS
+
+LAB = Lab(
+    name="lab2",
+    title="Pooling",
+    notebook="labs/lab2_pooling.ipynb",
+    reference="solutions/pooling.py",
+    functions=("mean_pool", "max_pool", "embed_sentences"),
+    preload=("encoder",),
+    imports=("sentence_transformers",),  # students compare with it in the lab
+)
+TOKENIZER, MODEL = Ref("encoder_tokenizer"), Ref("encoder_model")
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+
+@cached
+def pooling_case(seed: int, lengths: tuple[int, ...], T: int, D: int, side: str = "right", dtype=torch.float32,
+                 padding: float = 1e3, negative: bool = False):
+    """States (B, T, D) with ``padding`` in the padding positions, the (B, T) mask, and both truths (mean, max)."""
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(len(lengths), T, D, generator=generator, dtype=torch.float64)  # (B, T, D)
+    if negative:  # every real value below zero: a max over zero-filled padding would return 0
+        hidden = -hidden.abs() - 1
+    positions = torch.arange(T)[None, :]  # (1, T)
+    count = torch.tensor(lengths)[:, None]  # (B, 1)
+    mask = (positions < count if side == "right" else positions >= T - count).long()  # (B, T)
+    hidden = torch.where(mask.bool()[..., None], hidden, padding).to(dtype)
+    truths = {}
+    for name, reduce in (("mean", lambda x: x.mean(dim=0)), ("max", lambda x: x.amax(dim=0))):
+        rows = [reduce(states[real]) if real.any() else torch.zeros(D, dtype=torch.float64)
+                for states, real in zip(hidden.double(), mask.bool())]
+        truths[name] = torch.stack(rows)  # (B, D)
+    from solutions.pooling import max_pool, mean_pool
+
+    torch.testing.assert_close(mean_pool(hidden.double(), mask), truths["mean"])  # the truths agree
+    torch.testing.assert_close(max_pool(hidden.double(), mask), truths["max"])
+    return hidden, mask, truths
+
+
+def describe(name: str, hidden, lengths, side, padding) -> str:
+    return (f"{name}(states {tuple(hidden.shape)} {str(hidden.dtype).replace('torch.', '')} with {padding:g} in the padding, "
+            f"{side}-padded mask with {', '.join(map(str, lengths))} real tokens)")
+
+
+MEAN_CASES = {
+    "right-padding": dict(seed=80, lengths=(7, 4, 1, 6, 2), T=7, D=13),
+    "all-padding-row": dict(seed=81, lengths=(5, 0, 7), T=7, D=13),
+    "bfloat16": dict(seed=82, lengths=(7, 3, 5), T=7, D=13, dtype=torch.bfloat16, padding=37.0),
+    "float64": dict(seed=83, lengths=(7, 3, 5), T=7, D=13, dtype=torch.float64, padding=37.0),
+    "left-padding": dict(seed=84, lengths=(9, 3, 1), T=9, D=37, side="left"),
+    "one-sequence": dict(seed=85, lengths=(11,), T=11, D=5),
+}
+MAX_CASES = {
+    "padding-1000": dict(seed=90, lengths=(7, 4, 1, 6, 2), T=7, D=13, negative=True),
+    "padding-0": dict(seed=91, lengths=(7, 4, 1), T=7, D=13, negative=True, padding=0.0),
+    "left-padding": dict(seed=92, lengths=(2, 9, 5), T=9, D=37, side="left", negative=True),
+    "padding-inf": dict(seed=93, lengths=(3, 7), T=7, D=11, padding=float("inf")),
+    "bfloat16": dict(seed=94, lengths=(7, 3, 5), T=7, D=13, dtype=torch.bfloat16, negative=True),
+}
+
+
+def check_pool(student, function: str, name: str, cases: dict) -> None:
+    spec = cases[name]
+    hidden, mask, truths = pooling_case(*_key(spec))
+    text = describe(function, hidden, spec["lengths"], spec.get("side", "right"), spec.get("padding", 1e3))
+    got = getattr(student, function)(hidden, mask)
+    check_close(got, truths[function.split("_")[0]], text, dtype=hidden.dtype, dims="(B, D)")
+
+
+def _key(spec: dict) -> tuple:
+    """The positional arguments of :func:`pooling_case` for a case (cached functions take positions only)."""
+    return (spec["seed"], spec["lengths"], spec["T"], spec["D"], spec.get("side", "right"), spec.get("dtype", torch.float32),
+            spec.get("padding", 1e3), spec.get("negative", False))
+
+
+@points(2, "mean_pool must average the real tokens only: padding (mask 0) must not count, whatever it holds.")
+@parametrize("name", ["right-padding"])
+def test_mean_pool(student, name):
+    check_pool(student, "mean_pool", name, MEAN_CASES)
+
+
+@points(1, "mean_pool must give zeros, not NaN, for a sequence with no real token.")
+@parametrize("name", ["all-padding-row"])
+def test_mean_pool_all_padding(student, name):
+    check_pool(student, "mean_pool", name, MEAN_CASES)
+
+
+@points(1, "mean_pool must return the dtype of its input, accurate in it.")
+@parametrize("name", ["bfloat16", "float64"])
+def test_mean_pool_dtype(student, name):
+    check_pool(student, "mean_pool", name, MEAN_CASES)
+
+
+@points(1, "mean_pool must work for left padding and any size.", hidden=True)
+@parametrize("name", ["left-padding", "one-sequence"])
+def test_mean_pool_hidden(student, name):
+    check_pool(student, "mean_pool", name, MEAN_CASES)
+
+
+@points(1, "max_pool must take the maximum over the real tokens only, whatever the padding holds.")
+@parametrize("name", ["padding-1000", "padding-0"])
+def test_max_pool(student, name):
+    check_pool(student, "max_pool", name, MAX_CASES)
+
+
+@points(1, "max_pool must ignore padding for left padding, infinite padding values and bfloat16.", hidden=True)
+@parametrize("name", ["left-padding", "padding-inf", "bfloat16"])
+def test_max_pool_hidden(student, name):
+    check_pool(student, "max_pool", name, MAX_CASES)
+
+
+# --- sentence embeddings --------------------------------------------------------------------------
+
+
+@cached
+def corpus_texts() -> tuple[str, ...]:
+    """Five opening sentences of corpus documents of different genres, and one text of about 300 tokens."""
+    from book import load_corpus
+
+    corpus = load_corpus()
+    openings = [text.split(". ")[0] + "." for text in corpus.groupby("genre")["text"].first()][:5]
+    long_text = " ".join(corpus["text"].iloc[:3])
+    return tuple(openings), long_text
+
+
+@cached
+def sentence_transformer():
+    from sentence_transformers import SentenceTransformer
+
+    from book.models import resolve
+
+    return SentenceTransformer(resolve("encoder").location, device="cpu")
+
+
+@cached
+def expected_embeddings(texts: tuple[str, ...]) -> torch.Tensor:
+    """sentence-transformers' encode of ``texts`` (N, D), which the reference solution must reproduce."""
+    from solutions.pooling import embed_sentences
+
+    expected = sentence_transformer().encode(list(texts), convert_to_tensor=True, batch_size=32).cpu()  # (N, D)
+    reference = embed_sentences(list(texts), *course_model("encoder"))
+    torch.testing.assert_close(reference, expected, atol=2e-5, rtol=2e-5)  # the truths agree
+    return expected
+
+
+def check_embeddings(student, texts: tuple[str, ...], batch_size: int, what: str) -> torch.Tensor:
+    got = student.embed_sentences(list(texts), TOKENIZER, MODEL, batch_size=batch_size)
+    return check_close(got, expected_embeddings(texts), f"embed_sentences({what}, batch_size={batch_size})", dims="(N, D)")
+
+
+@points(2, "embed_sentences must reproduce sentence-transformers' encode for all-MiniLM-L6-v2, in input order.")
+def test_embed_sentences(student):
+    check_embeddings(student, tuple(TEXTS), 3, f"{len(TEXTS)} texts")
+
+
+@points(1, "Every sentence embedding must have length 1 (L2-normalise the mean-pooled states).")
+def test_embed_sentences_unit_length(student):
+    got = as_tensor(student.embed_sentences(list(TEXTS), TOKENIZER, MODEL, batch_size=3), "embed_sentences(...)")
+    check_shape(got, expected_embeddings(tuple(TEXTS)).shape, "embed_sentences(...)", "(N, D)")
+    norms = got.double().norm(dim=-1)  # (N,)
+    worst = int((norms - 1).abs().argmax())
+    if abs(float(norms[worst]) - 1) > 1e-4:
+        raise Mismatch(f"Row {worst} of the embeddings has length {float(norms[worst]):.4g}: scale each row to length 1 "
+                       "(torch.nn.functional.normalize(x, dim=-1)).")
+
+
+@points(1, "Texts longer than 256 tokens must be truncated at 256, as sentence-transformers does for this model.")
+def test_embed_sentences_long_text(student):
+    check_embeddings(student, (LONG_TEXT,), 2, "one text of over 256 tokens")  # alone: no padding to 256 to pay for
+
+
+@points(1, "embed_sentences([]) must return an empty (0, D) tensor.")
+def test_embed_sentences_empty(student):
+    got = as_tensor(student.embed_sentences([], TOKENIZER, MODEL), "embed_sentences([])")
+    check_shape(got, (0, 384), "embed_sentences([])", "(0, D)")
+
+
+@points(1, "embed_sentences must give the same vectors whatever the batch size, in input order.", hidden=True)
+@parametrize("batch_size", [2, 16])
+def test_embed_sentences_corpus(student, batch_size):
+    openings, _ = corpus_texts()
+    check_embeddings(student, openings, batch_size, f"{len(openings)} corpus sentences")
+
+
+@points(1, "A corpus text of about 300 tokens must be truncated at 256 tokens.", hidden=True)
+def test_embed_sentences_long_corpus_text(student):
+    openings, long_text = corpus_texts()
+    check_embeddings(student, (long_text,), 1, "a corpus text of about 300 tokens")
+
+
+def prepare(tests) -> None:
+    """Compute every expected value once, before grading starts, so that no submission pays for it."""
+    for cases in (MEAN_CASES, MAX_CASES):
+        for spec in cases.values():
+            pooling_case(*_key(spec))
+    openings, long_text = corpus_texts()
+    for texts in (tuple(TEXTS), (LONG_TEXT,), openings, (long_text,)):
+        expected_embeddings(texts)

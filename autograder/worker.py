@@ -1,0 +1,425 @@
+"""The worker: the only process that ever runs a submission's code.
+
+Started by :mod:`autograder.sandbox` as ``python -I -m autograder.worker --control-fd N``, it
+lives in two forms:
+
+* the **zygote** imports torch and transformers, loads the models the labs pass to student
+  functions, runs each once (so lazy initialisation happens here, not in every child), then
+  waits on its control socket. Each ``fork`` request carries a fresh socket (passed as a file
+  descriptor) and becomes a **child** with ``os.fork()``: the imports and the models are shared
+  copy-on-write, so a child is ready in milliseconds and sees pristine models whatever the
+  previous child did to its own copy.
+* a **child** serves one submission on its own socket: ``load`` (run the submission's imports,
+  functions, classes and constants in a fresh module), ``call`` (run one function on plain
+  data), ``exit``. Before any student code runs it caps its address space, CPU time and file
+  sizes (``setrlimit``), moves to an empty working folder, sends stdout and stderr to a file,
+  becomes ``nobody`` when the grader runs as root (if ``nobody`` can read the Python
+  installation, see :func:`can_drop_privileges`), and blocks ``import solutions`` and
+  ``import autograder``.
+
+Requests and replies are :mod:`autograder.wire` frames (JSON and safetensors). The worker
+never decides a grade: it sends back what the function returned, and the grader compares.
+"""
+
+from __future__ import annotations
+
+import __future__
+import argparse
+import ctypes
+import gc
+import importlib.abc
+import io
+import linecache
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+
+from autograder import wire
+
+BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not import
+# Imported by the zygote so that a submission importing them does not pay for it in every child.
+COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "matplotlib.pyplot")
+NOBODY = 65534  # the unprivileged user a child becomes when the grader runs as root
+PR_SET_PDEATHSIG = 1
+
+
+class _BlockImports(importlib.abc.MetaPathFinder):
+    """Refuses the grader's own packages: a submission must compute its answers itself."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in BLOCKED_PACKAGES:
+            raise ImportError(
+                f"'{fullname}' cannot be imported while grading: a submission must compute its "
+                "answers itself, so remove this import."
+            )
+        return None
+
+
+class CallTimeout(BaseException):
+    """Raised inside student code by the alarm; a BaseException so `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote: imports and models, loaded once.
+
+
+def _vm_size() -> int:
+    """This process's virtual address space in bytes (what RLIMIT_AS counts)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def preload(names: list[str], imports: list[str]) -> dict:
+    """Import the libraries and load the models named (``encoder``, ``decoder``), each run once."""
+    import importlib
+
+    import tokenizers  # noqa: F401
+    import torch
+    import transformers  # noqa: F401  (imported here so that no child pays for it)
+
+    torch.set_num_threads(1)  # parallelism comes from grading submissions side by side
+    for module in COMMON_IMPORTS + tuple(imports):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - a missing optional library only costs the child its import
+            pass
+    objects = {}
+    if names:
+        import book
+
+        for role in names:
+            tokenizer = book.load_tokenizer(role)
+            model = book.load_model(role)
+            model.requires_grad_(False)
+            with torch.no_grad():  # the first forward initialises kernels: pay it here, once
+                model(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))
+            objects[f"{role}_tokenizer"], objects[f"{role}_model"] = tokenizer, model
+    return objects
+
+
+def can_drop_privileges() -> bool:
+    """Whether a child can run as ``nobody``: the grader is root, and Python and its packages are readable by ``nobody``.
+
+    (A Python installed under /root, as pyenv does in many containers, is not: a child would
+    then fail to import any module the zygote did not import already.)
+    """
+    if os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:  # a probe child: become nobody, then read what an import would read
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            for entry in sys.path:
+                if os.path.isdir(entry):
+                    os.listdir(entry)
+            with open(os.__file__, "rb"):
+                pass
+        except BaseException:  # noqa: BLE001 - any failure means no
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> None:
+    """Answer ``fork`` and ``status`` requests until the grader closes the control socket."""
+    import json
+
+    statuses: dict[int, dict] = {}
+    children: set[int] = set()
+
+    def reap():
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            children.discard(pid)
+            if os.WIFSIGNALED(status):
+                statuses[pid] = {"signal": os.WTERMSIG(status)}
+            else:
+                statuses[pid] = {"exit": os.WEXITSTATUS(status)}
+
+    while True:
+        ready, _, _ = select.select([control], [], [], 0.5)
+        reap()
+        if not ready:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
+        except OSError:
+            data, fds = b"", []
+        if not data:  # the grader is gone: take every child down with it
+            for pid in children:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
+        request = json.loads(data)
+        if request["op"] == "fork":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    control.close()
+                    child_main(socket.socket(fileno=fds[0]), {**request, "unprivileged": unprivileged}, objects)
+                finally:
+                    os._exit(0)
+            os.close(fds[0])
+            children.add(pid)
+            control.send(json.dumps({"pid": pid}).encode())
+        elif request["op"] == "status":
+            reap()
+            pid = request["pid"]
+            control.send(json.dumps(statuses.get(pid, {"running": pid in children})).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# A child: one submission, walled off.
+
+
+def _confine(request: dict) -> None:
+    """Limits, working folder, captured output, privileges and import blocking, in that order."""
+    os.setpgid(0, 0)  # its own process group: the grader kills the child and anything it spawned
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the zygote
+    except (OSError, AttributeError):
+        pass
+    limits = request["limits"]
+    workdir = request["workdir"]
+    os.chdir(workdir)
+
+    # stdout and stderr (Python's and C's) go to a file the grader shows but never parses.
+    capture = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    os.close(capture)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True, errors="replace")
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True, errors="replace")
+
+    if request["unprivileged"]:  # never run student code as root when it can be avoided
+        os.chown(workdir, NOBODY, NOBODY)
+        os.chown(os.path.join(workdir, "output.txt"), NOBODY, NOBODY)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        os.environ["HOME"] = workdir
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+    cpu = int(limits["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    address_space = _vm_size() + int(limits["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    for name in list(sys.modules):
+        if name.split(".")[0] in BLOCKED_PACKAGES:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _BlockImports())
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.path.abspath(request["repo"])]
+    signal.signal(signal.SIGALRM, _on_alarm)
+
+
+def _student_traceback(error: BaseException, filenames: set[str]) -> list[str]:
+    """The traceback lines that point into the submission, then the exception line."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in filenames]
+    lines = traceback.format_list(frames) if frames else []
+    lines += traceback.format_exception_only(type(error), error)
+    return [line.rstrip("\n") for line in lines]
+
+
+def _is_memory_error(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and ("allocate" in text or "out of memory" in text or "not enough memory" in text)
+    )
+
+
+def _describe(error: BaseException, filenames: set[str], seconds: float) -> dict:
+    if isinstance(error, CallTimeout):
+        return {"kind": "timeout", "seconds": seconds}
+    if isinstance(error, SystemExit):
+        return {"kind": "exit", "code": str(error.code)}
+    kind = "memory" if _is_memory_error(error) else "not_implemented" if isinstance(error, NotImplementedError) else "exception"
+    return {"kind": kind, "type": type(error).__name__, "traceback": _student_traceback(error, filenames)}
+
+
+def _run_limited(seconds: float, function, *args, **kwargs):
+    """Call ``function`` under a wall-clock alarm (the grader keeps a hard deadline too)."""
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        return function(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _load(request: dict, namespace: dict, filenames: set[str]) -> dict:
+    """Run each kept statement of the submission; one that fails becomes a note, not a crash."""
+    for name, text in request["sources"].items():
+        linecache.cache[name] = (len(text), None, text.splitlines(True), name)
+        filenames.add(name)
+    failed, notes = [], []
+    flags = 0  # `from __future__ import annotations` in one cell applies to the cells after it
+    for index, chunk in enumerate(request["chunks"]):
+        code_text = "\n" * (chunk["line"] - 1) + chunk["source"]  # keeps the cell's line numbers
+        started = time.monotonic()
+        try:
+            code = compile(code_text, chunk["filename"], "exec", flags=flags, dont_inherit=True)
+            if chunk["source"].lstrip().startswith("from __future__ import"):
+                flags |= sum(getattr(__future__, n).compiler_flag for n in chunk["names"] if hasattr(__future__, n))
+            _run_limited(request["seconds"], exec, code, namespace)
+        except BaseException as error:  # noqa: BLE001 - anything a top-level statement does is reported
+            failed.append(index)
+            detail = _describe(error, filenames, time.monotonic() - started)
+            notes.append({"chunk": index, **detail})
+    defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
+    return {"ok": True, "failed": failed, "notes": notes, "defined": defined}
+
+
+def _observe(spec: dict, args: list) -> dict:
+    """What the grader asked to see of a mutated argument after a call (tokenizers, models)."""
+    import torch
+
+    target = args[spec["arg"]]
+    if spec["what"] == "tokenizer":  # {"texts": [...]}: how each text encodes, and decodes without specials
+        encoded = [target.encode(s, add_special_tokens=False) for s in spec["texts"]]
+        return {
+            "len": len(target),
+            "encode": encoded,
+            "decode_skipping_special": [target.decode(ids, skip_special_tokens=True) for ids in encoded],
+        }
+    if spec["what"] == "embeddings":  # {"rows": [ids], "from_row": n}: those rows, and rows n.. (at most 64)
+        size = target.get_input_embeddings().weight.shape[0]
+        tail = list(range(spec["from_row"], min(size, spec["from_row"] + 64)))
+        rows = torch.tensor(list(spec["rows"]) + tail, dtype=torch.long)
+        found = {}
+        with torch.no_grad():
+            for side, module in (("input", target.get_input_embeddings()), ("output", target.get_output_embeddings())):
+                if module is None:
+                    continue
+                weight = module.weight
+                found[side] = {"shape": list(weight.shape), "dtype": str(weight.dtype).replace("torch.", "")}
+                inside = rows[rows < weight.shape[0]]
+                found[side]["rows"] = weight[inside].detach().clone()  # (rows, D)
+                found[side]["row_ids"] = inside.tolist()
+            if "input" in found and "output" in found:
+                found["tied"] = bool(
+                    target.get_output_embeddings().weight.data_ptr() == target.get_input_embeddings().weight.data_ptr()
+                )
+        return found
+    raise ValueError(f"unknown observation {spec['what']!r}")
+
+
+def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
+    """Serve one submission: confine, then answer ``load``/``call``/``exit`` frames."""
+    _confine(request)
+    import torch
+
+    namespace = {"__name__": "submission", "__builtins__": __builtins__}
+    filenames: set[str] = set()
+
+    def resolve(kind, payload):
+        if kind == "__ref__":
+            if payload not in objects:
+                raise wire.WireError(f"the worker did not preload {payload!r}")
+            return objects[payload]
+        layer = torch.nn.Linear(payload["weight"].shape[1], payload["weight"].shape[0], bias=payload["bias"] is not None)
+        with torch.no_grad():
+            layer.weight.copy_(payload["weight"])
+            if payload["bias"] is not None:
+                layer.bias.copy_(payload["bias"])
+        return layer.to(payload["weight"].dtype).requires_grad_(False)
+
+    limit = request["limits"]["message_bytes"]
+    while True:
+        try:
+            message, value = wire.receive(sock, limit, resolve)
+        except EOFError:
+            return
+        except wire.WireError as error:  # a request this worker cannot serve: the grader reports it
+            wire.send(sock, {"ok": False, "error": {"kind": "protocol", "detail": str(error)}})
+            continue
+        op = message.get("op")
+        if op == "exit":
+            return
+        if op == "load":
+            reply, result = _load(message, namespace, filenames), None
+        elif op == "call":
+            reply, result = _call(message, value, namespace, filenames)
+        else:
+            reply, result = {"ok": False, "error": {"kind": "protocol", "detail": f"unknown op {op!r}"}}, None
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - the submission may have replaced or closed it
+                pass
+        try:
+            wire.send(sock, reply, result)
+        except Exception as error:  # noqa: BLE001 - e.g. a result too odd to encode
+            wire.send(sock, {"ok": False, "error": {"kind": "unsendable", "detail": f"{type(error).__name__}: {error}"}})
+
+
+def _call(message: dict, value, namespace: dict, filenames: set[str]):
+    """Run one student function on decoded arguments; return (reply, value to send)."""
+    name = message["function"]
+    function = namespace.get(name)
+    if not callable(function):
+        return {"ok": False, "error": {"kind": "missing", "function": name}}, None
+    args, kwargs = value["args"], value["kwargs"]
+    started = time.monotonic()
+    try:
+        result = _run_limited(message["seconds"], function, *args, **kwargs)
+    except BaseException as error:  # noqa: BLE001 - SystemExit and timeouts included: all are feedback
+        return {"ok": False, "error": _describe(error, filenames, time.monotonic() - started)}, None
+    seconds = time.monotonic() - started
+    try:
+        observed = {spec["name"]: _observe(spec, args) for spec in message.get("observe", [])}
+    except BaseException as error:  # noqa: BLE001 - a model the student broke beyond inspection
+        return {"ok": False, "error": {"kind": "observe", **_describe(error, filenames, 0.0)}}, None
+    return {"ok": True, "seconds": seconds}, {"result": result, "observed": observed}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--preload", default="", help="comma-separated model roles: encoder,decoder")
+    parser.add_argument("--imports", default="", help="comma-separated modules to import besides the common ones")
+    args = parser.parse_args(argv)
+    control = socket.socket(fileno=args.control_fd)
+    started = time.monotonic()
+    try:
+        objects = preload([r for r in args.preload.split(",") if r], [m for m in args.imports.split(",") if m])
+    except Exception as error:  # noqa: BLE001 - reported to the grader, which explains it
+        control.send(json.dumps({"op": "failed", "error": f"{type(error).__name__}: {error}"}).encode())
+        raise
+    unprivileged = can_drop_privileges()
+    # Move everything loaded so far out of the garbage collector's sight: a collection in a child
+    # would otherwise touch every object and copy the zygote's memory page by page.
+    gc.collect()
+    gc.freeze()
+    control.send(json.dumps({"op": "ready", "pid": os.getpid(), "seconds": time.monotonic() - started,
+                             "unprivileged": unprivileged, "root": os.geteuid() == 0}).encode())
+    serve_zygote(control, objects, unprivileged)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The labs stay in step with their reference solutions, their public checks and their notebooks.
+
+The drift test executes each lab top to bottom twice: once as published, where every
+self-check must report a failure and the notebook must still reach its end (the book executes
+the labs with their stubs), and once with the reference solutions imported after each stub
+cell, where every public check must pass. It reads the verdicts from the printed
+``PASS name`` / ``FAIL name: hint`` lines, as a student does.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+from importlib import import_module
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import torch
+import yaml
+
+from book import corpus, labcheck, models, notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+# lab page -> (labcheck's lab, the module of its reference solutions, the chapter it builds on)
+LABS = {
+    "lab1_attention": ("lab1", "solutions.attention", "attention"),
+    "lab2_pooling": ("lab2", "solutions.pooling", "embeddings"),
+    "lab3_tokens": ("lab3", "solutions.tokens", "tokenization"),
+}
+CHECK_LINE = re.compile(r"^(PASS|FAIL) (\S+?)(?:: (.*))?$")
+SUMMARY_LINE = re.compile(r"^(\d+) of (\d+) public checks passed; hidden tests run at grading$")
+
+
+def read_lab(name: str):
+    return jupytext.read(ROOT / "labs" / f"{name}.md")
+
+
+def stub_cells(notebook) -> dict[int, list[str]]:
+    """Index of each code cell that defines stubs -> the names of the functions it defines."""
+    found = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
+            tree = ast.parse(cell.source)
+            found[index] = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    return found
+
+
+def with_solutions(notebook, module: str):
+    """The lab with ``from <module> import <names>`` inserted after each stub cell."""
+    notebook = nbformat.from_dict(notebook)  # a copy
+    for index in sorted(stub_cells(notebook), reverse=True):
+        names = ", ".join(stub_cells(notebook)[index])
+        notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(f"from {module} import {names}  # the reference solutions"))
+    return notebook
+
+
+def kernel_environment() -> dict[str, str]:
+    """The developer's environment without their profile or corpus choice, and offline (as in conftest.py)."""
+    env = {name: value for name, value in os.environ.items() if name not in (models.PROFILE_ENV, corpus.CORPUS_ENV)}
+    return env | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def execute(*notebooks) -> list[list[str]]:
+    """Run each notebook top to bottom, one after the other, in one fresh kernel started in the labs folder.
+
+    The user namespace is reset between notebooks (``%reset -f``); imported modules stay, so
+    the models labcheck loaded for the first run are reused by the second. Raises
+    CellExecutionError if any cell raises. Returns each notebook's printed lines.
+    """
+    from nbclient import NotebookClient
+
+    client = NotebookClient(notebooks[0], timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "labs")}})
+    printed = []
+    with client.setup_kernel(env=kernel_environment()):
+        for number, notebook in enumerate(notebooks):
+            if number:
+                client.execute_cell(nbformat.v4.new_code_cell("%reset -f"), 0)
+            client.nb = notebook
+            for index, cell in enumerate(notebook.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
+            lines = []
+            for cell in notebook.cells:
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                        lines += output["text"].splitlines()
+            printed.append(lines)
+    return printed
+
+
+def verdicts(lines: list[str]) -> tuple[list[tuple[str, str, str]], list[tuple[int, int]]]:
+    """The (status, check, hint) of every check line and the (passed, total) of every summary line."""
+    checks = [match.groups("") for match in map(CHECK_LINE.match, lines) if match]
+    summaries = [(int(m[1]), int(m[2])) for m in map(SUMMARY_LINE.match, lines) if m]
+    return checks, summaries
+
+
+@pytest.fixture(scope="module", params=list(LABS))
+def lab(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def executed(lab):
+    """The printed lines of the lab run as published (stubs), then with the reference solutions."""
+    _, module, _ = LABS[lab]
+    notebook = read_lab(lab)
+    stubs, solutions = execute(notebook, with_solutions(notebook, module))
+    return {"stubs": stubs, "solutions": solutions}
+
+
+def test_every_public_check_passes_with_the_reference_solutions(lab, executed):
+    checks, summaries = verdicts(executed["solutions"])
+    failed = [f"{name}: {hint}" for status, name, hint in checks if status == "FAIL"]
+    assert failed == []
+    assert {name for _, name, _ in checks} == set(labcheck.public_checks(LABS[lab][0]))
+    assert summaries and all(passed == total for passed, total in summaries)
+    assert summaries[-1][1] == len(labcheck.public_checks(LABS[lab][0]))  # the last cell runs every check
+
+
+def test_with_the_stubs_the_lab_runs_to_the_end_and_every_check_fails(lab, executed):
+    checks, summaries = verdicts(executed["stubs"])
+    assert checks and all(status == "FAIL" for status, _, _ in checks)
+    assert {name for _, name, _ in checks} == set(labcheck.public_checks(LABS[lab][0]))
+    assert all(hint.startswith("not implemented yet") for _, _, hint in checks)
+    assert summaries and all(passed == 0 for passed, _ in summaries)
+
+
+def test_each_part_is_checked_right_after_its_stubs(lab):
+    """Every stub cell is followed, before the next stub cell, by a check cell for its functions."""
+    notebook = read_lab(lab)
+    stubs = stub_cells(notebook)
+    starts = sorted(stubs) + [len(notebook.cells)]
+    for begin, end in zip(starts, starts[1:]):
+        following = " ".join(cell.source for cell in notebook.cells[begin + 1:end] if cell.cell_type == "code")
+        assert f"labcheck.check_{LABS[lab][0]}(globals()" in following, f"no self-check after the stubs of {stubs[begin]}"
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert any(source.strip() == f"labcheck.check_{LABS[lab][0]}(globals())" for source in code), "no final cell runs every check"
+
+
+def lab_namespace(lab) -> dict:
+    """The lab's stub functions, defined by executing its stub cells only."""
+    namespace = {"torch": torch, "Tensor": torch.Tensor, "nn": torch.nn, "F": torch.nn.functional}
+    notebook = read_lab(lab)
+    for index in stub_cells(notebook):
+        exec(compile(notebook.cells[index].source, f"{lab}.md", "exec"), namespace)
+    return namespace
+
+
+def test_every_contract_function_is_a_stub_in_step_with_its_solution(lab):
+    key, module_name, _ = LABS[lab]
+    namespace, solutions = lab_namespace(lab), import_module(module_name)
+    for name in labcheck.LAB_FUNCTIONS[key]:
+        stub, solution = namespace.get(name), getattr(solutions, name)
+        assert callable(stub), f"{lab} has no stub for {name}"
+        stub_parameters = inspect.signature(stub).parameters.values()
+        solution_parameters = inspect.signature(solution).parameters.values()
+        assert [(p.name, p.kind, p.default) for p in stub_parameters] == [(p.name, p.kind, p.default) for p in solution_parameters], name
+        assert inspect.getdoc(stub).splitlines()[0] == inspect.getdoc(solution).splitlines()[0], f"{name}: first docstring lines differ"
+        assert "TODO" in inspect.getdoc(stub)
+        with pytest.raises(NotImplementedError):
+            stub(*[None] * sum(p.default is inspect.Parameter.empty for p in stub_parameters))
+
+
+def test_the_notebook_is_generated_from_the_page_without_outputs(lab):
+    page = ROOT / "labs" / f"{lab}.md"
+    assert str(page.relative_to(ROOT)) not in notebooks.out_of_sync(), "run `make sync` to regenerate the notebook"
+    generated = nbformat.read(page.with_suffix(".ipynb"), as_version=4)
+    for cell in generated.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_the_page_has_the_colab_badge_install_cell_and_chapter_link(lab):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repository = config["repository"]["url"].removeprefix("https://github.com/").rstrip("/")
+    branch = config["repository"].get("branch", "main")
+    url = f"https://colab.research.google.com/github/{repository}/blob/{branch}/labs/{lab}.ipynb"
+    text = (ROOT / "labs" / f"{lab}.md").read_text()
+    assert f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})" in text
+    first_code = next(cell for cell in read_lab(lab).cells if cell.cell_type == "code")
+    assert 'if "google.colab" in sys.modules:' in first_code.source and "%pip install" in first_code.source
+    assert f"git+https://github.com/{repository}" in first_code.source
+    assert f"{{doc}}`../chapters/{LABS[lab][2]}`" in text
+
+
+def test_labcheck_never_imports_the_solutions():
+    """The public checks ship to Colab; they must compare with independent truths, not with solutions/."""
+    tree = ast.parse(Path(labcheck.__file__).read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name.split(".")[0] == "solutions"]
+
+
+def test_labcheck_reports_a_students_errors_without_raising(capsys):
+    def split_heads(x, num_heads):
+        return x.view(x.shape[0], num_heads, x.shape[1], -1)  # wrong: heads and tokens mixed up
+
+    def merge_heads(x):
+        raise ValueError("oops")
+
+    report = labcheck.check_lab1({"split_heads": split_heads, "merge_heads": merge_heads, "repeat_kv": 3},
+                                 only=["split_heads", "merge_heads", "repeat_kv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert (report.passed, report.total) == (0, 3)
+    assert lines[0].startswith("FAIL split_heads: split_heads(x (3, 7, 65), num_heads=5) differs from the truth: largest difference")
+    assert lines[1] == "FAIL merge_heads: ValueError: oops"
+    assert lines[2] == "FAIL repeat_kv: repeat_kv is not defined: run the cell that defines it first."
+    assert lines[3] == "0 of 3 public checks passed; hidden tests run at grading"
