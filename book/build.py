@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FINGERPRINT_SOURCES = ("book", "solutions")
 FINGERPRINT_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "myst-nb", "gguf")
 FINGERPRINT_FILE = "execution-fingerprint.json"
+# Ignored folders the build reads that a copy of the sources links to instead of copying.
+INSTALLED_ASSETS = ("node_modules",)
 # jupyter-book's command line, run with this interpreter (its module has no __main__ guard).
 JUPYTER_BOOK = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
 
@@ -132,6 +134,11 @@ def _copy_sources(root: Path, destination: Path) -> None:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # Installed front-end assets (MathJax, see book/sphinx_site.py) are ignored by git but needed
+    # by the build: link them into the copy instead of installing them again.
+    for installed in INSTALLED_ASSETS:
+        if (root / installed).is_dir() and not (destination / installed).exists():
+            (destination / installed).symlink_to((root / installed).resolve(), target_is_directory=True)
 
 
 def benchmark(root: Path = ROOT) -> dict[str, float]:

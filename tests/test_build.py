@@ -128,3 +128,14 @@ def test_a_cache_without_fingerprint_is_not_trusted(fake_root):
     _cached_build(build_dir)
     assert build.invalidate_if_stale(build_dir, build.fingerprint(fake_root)) != []
     assert not (build_dir / ".jupyter_cache").exists()
+
+
+def test_a_copy_of_the_sources_can_find_the_installed_mathjax(tmp_path):
+    """The clean-checkout build (make test-book, make bench-build) reads MathJax from the repository's node_modules."""
+    from book import sphinx_site
+
+    if not (ROOT / sphinx_site.BUNDLE / "tex-chtml.js").is_file():
+        pytest.fail("MathJax is not installed in this checkout: run `make install` (npm ci)")
+    build._copy_sources(ROOT, tmp_path)
+    assert (tmp_path / "_toc.yml").is_file() and not (tmp_path / ".venv").exists()
+    assert (tmp_path / sphinx_site.BUNDLE / "tex-chtml.js").is_file()
