@@ -18,7 +18,8 @@ help lines (``name?``) and assignments from either (``files = !ls``) become ``pa
 starting with ``%%time`` or ``%%capture`` keeps its Python body, and other cell magics
 (``%%bash``, ``%%writefile``...) are skipped. A cell that still does not parse is skipped with
 a note. A submission is refused, with a :class:`SubmissionError` that says what to do, only
-when it cannot be read at all or defines no function.
+when it cannot be read at all (empty, not UTF-8, not a notebook, larger than :data:`MAX_BYTES`,
+which is checked before reading) or defines no function.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIXES = (".ipynb", ".py")
+# Larger files are refused before they are read: a lab notebook is a few hundred kB, a few MB with
+# plots in its outputs.
+MAX_BYTES = 32 << 20
 PYTHON_CELL_MAGICS = {"time", "capture", "timeit", "prun"}  # cell magics whose body is Python
 _IPYTHON_LINE = re.compile(r"^\s*([%!]|[\w.]+\s*=\s*[%!]|[\w.\[\]()]+\?{1,2}\s*$)")
 _CELL_MARKER = re.compile(r"^# (%%|In\[[ \d]*\]:)", re.MULTILINE)
@@ -137,7 +141,7 @@ def from_cells(cells: list[str], path: str, sha256: str, filename: str | None = 
             continue
         try:
             tree = ast.parse(source, filename=name)
-        except (SyntaxError, ValueError) as error:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as error:  # too deeply nested: not Python either
             where = f", line {error.lineno}" if getattr(error, "lineno", None) else ""
             notes.append(f"{name} was skipped: it is not valid Python ({type(error).__name__}: "
                          f"{getattr(error, 'msg', error)}{where}); fix it if it defines a graded function.")
@@ -171,6 +175,9 @@ def _notebook_cells(text: str, name: str) -> list[str]:
     except json.JSONDecodeError as error:
         raise SubmissionError(f"{name} is not a valid notebook (invalid JSON at line {error.lineno}): download it "
                               "again from Colab with File > Download > Download .ipynb, or submit a .py file.") from None
+    except RecursionError:
+        raise SubmissionError(f"{name} is not a valid notebook (its JSON is nested too deeply to read): download it "
+                              "again from Colab with File > Download > Download .ipynb, or submit a .py file.") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise SubmissionError(f"{name} is JSON but not a Jupyter notebook (it has no list of cells): "
                               "submit the lab's .ipynb file itself.")
@@ -194,9 +201,17 @@ def _load_submission(path: Path) -> Submission:
     if path.suffix not in SUFFIXES:
         raise SubmissionError(f"{path.name} is not a notebook or a Python file: submit the lab as .ipynb or .py.")
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SubmissionError(f"{path.name} is {size / 2**20:.0f} MB, more than the {MAX_BYTES >> 20} MB a submission "
+                                  "may be: clear the notebook's outputs (Edit > Clear all outputs), save, and download it again.")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # a file still growing is not read past the limit either
     except OSError as error:
         raise SubmissionError(f"{path} cannot be read ({error.strerror}): check the path and its permissions.") from None
+    if len(data) > MAX_BYTES:
+        raise SubmissionError(f"{path.name} is more than the {MAX_BYTES >> 20} MB a submission may be: clear the "
+                              "notebook's outputs (Edit > Clear all outputs), save, and download it again.")
     if not data.strip():
         raise SubmissionError(f"{path.name} is empty: save the notebook before downloading it, then submit it again.")
     try:
@@ -209,7 +224,7 @@ def _load_submission(path: Path) -> Submission:
     try:  # a plain script: one cell named after the file
         ast.parse(clean_cell(text) or "")
         return from_cells([text], str(path), sha256, filename=path.name)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     parts = _CELL_MARKER.split(text)  # jupytext percent format: grade it cell by cell
     cells = [parts[0]] + [parts[i + 1] for i in range(1, len(parts) - 1, 2)] if len(parts) > 1 else [text]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from autograder import results, specs
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
+from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
@@ -67,14 +68,14 @@ class Grader:
     computes every expected value, so that no submission pays for either.
     """
 
-    def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits()):
+    def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits(), isolation: str = "auto"):
         self.labs = specs.select(labs) if isinstance(labs, str) else list(labs)
         self.limits = limits
         self.modules = {lab: specs.load(lab) for lab in self.labs}
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
         preload = {role for module in self.modules.values() for role in module.LAB.preload}
         imports = {name for module in self.modules.values() for name in module.LAB.imports}
-        self.sandbox = Sandbox(preload, limits, imports)
+        self.sandbox = Sandbox(preload, limits, imports, isolation)
         self.stopping = threading.Event()
         self.started = False
         self.startup_seconds = 0.0
@@ -105,6 +106,15 @@ class Grader:
             raise failure[0]
         self.started = True
         self.startup_seconds = time.monotonic() - started
+        if self.protections.warning():
+            print(self.protections.warning(), file=sys.stderr)
+
+    @property
+    def protections(self) -> Protections:
+        """What walls off the submissions in this run (known once the grader has started)."""
+        if self.sandbox.protections is None:
+            raise RuntimeError("The grader has not started: use it inside `with Grader(...)` or call start().")
+        return self.sandbox.protections
 
     def close(self) -> None:
         self.stopping.set()
@@ -126,7 +136,8 @@ class Grader:
         started = time.monotonic()
         record = {"title": module.LAB.title, "file": None, "sha256": None, "score": 0.0, "max_score": self.max_score(lab),
                   "error": None, "notes": [], "output": "", "seconds": 0.0,
-                  "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tests": []}
+                  "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "sandbox": self.protections.to_dict() if self.sandbox.protections else None, "tests": []}
         if submission is not None and not isinstance(submission, Submission):
             record["file"], record["sha256"] = str(submission), _sha256(submission)
             try:
@@ -208,10 +219,14 @@ def _sha256(chosen) -> str | None:
         return chosen.sha256
     import hashlib
 
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(Path(chosen).read_bytes()).hexdigest()
+        with open(chosen, "rb") as handle:  # in pieces: a submission may be huge
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     except OSError:
         return None
+    return digest.hexdigest()
 
 
 def _capture(function, failures: list) -> None:
@@ -222,7 +237,8 @@ def _capture(function, failures: list) -> None:
 
 
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
-                 limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None) -> dict:
+                 limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
+                 isolation: str = "auto") -> dict:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
     Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
@@ -232,7 +248,7 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 
     students = find_students(path)
     own = grader is None
-    grader = grader or Grader(labs, limits)
+    grader = grader or Grader(labs, limits, isolation)
     labs = specs.select(labs) if isinstance(labs, str) else list(labs)
     if set(labs) - set(grader.labs):
         raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
@@ -295,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds,
                         help="time limit of all the calls of one lab of one submission")
     parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30, help="memory one submission may add")
+    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
+                        help="where submissions run: inside bubblewrap where it can start (auto, the default), "
+                             "only there (bubblewrap), or with process-level limits only (none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
@@ -309,15 +328,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.gradescope:
         import json
 
-        with Grader(labs, limits) as grader:
-            files = [args.path] if args.path.is_file() else student_files(args.path)
-            record = grader.grade_student(args.path.stem if args.path.is_file() else "submission", files)
+        try:
+            with Grader(labs, limits, args.isolation) as grader:
+                files = [args.path] if args.path.is_file() else student_files(args.path)
+                record = grader.grade_student(args.path.stem if args.path.is_file() else "submission", files)
+        except IsolationError as error:
+            print(error, file=sys.stderr)
+            return 2
         results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
         print(f"{record['score']:g} / {record['max_score']:g} points; wrote {args.gradescope}")
         return 0
 
     try:
-        summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet)
+        summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet,
+                               isolation=args.isolation)
+    except IsolationError as error:
+        print(error, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"Interrupted: the labs graded so far are in {args.out / results.STUDENTS}; run the same command "
               "again to grade the rest.", file=sys.stderr)

@@ -11,14 +11,17 @@ for the imports and the models once, and **forks a child per submission** from i
   milliseconds with the libraries imported and the models loaded and warmed;
 * *isolation between students*: each submission gets a pristine copy of everything; whatever
   one submission monkeypatches, mutates or leaks dies with its child;
-* *isolation from the grader*: the child runs as ``nobody`` when the grader is root (and
-  ``nobody`` can read the Python installation), in an empty temporary folder, with
-  ``RLIMIT_AS``, ``RLIMIT_CPU`` and ``RLIMIT_FSIZE`` caps, with ``solutions`` and
-  ``autograder`` unimportable, and with stdout/stderr in a file that is shown to the student
-  but never parsed. It receives inputs and returns outputs as plain data
-  (:mod:`autograder.wire`: JSON and safetensors, no pickle). The grader computes the
-  expected values and the verdicts and writes every file itself, and a class run ends by
-  putting back any result file that changed behind its back (:class:`autograder.results.Guard`).
+* *isolation from the grader*: on Linux the zygote runs inside bubblewrap
+  (:mod:`autograder.isolation`): a read-only view of only what it needs, no network, its own
+  PID namespace. Each child runs as ``nobody`` when the grader is root (and ``nobody`` can read
+  the Python installation), in an empty working folder, with ``RLIMIT_AS``, ``RLIMIT_CPU`` and
+  ``RLIMIT_FSIZE`` caps, with ``solutions`` and ``autograder`` unimportable, and with
+  stdout/stderr in a file that is shown to the student but never parsed. It receives inputs and
+  returns outputs as plain data (:mod:`autograder.wire`: JSON and safetensors, no pickle). The
+  grader computes the expected values and the verdicts and writes every file itself, and a class
+  run ends by putting back any result file that changed behind its back
+  (:class:`autograder.results.Guard`). :attr:`Sandbox.protections` says which of these
+  protections are on; without bubblewrap only the process-level ones are.
 
 The alternatives cost more: a fresh ``subprocess`` per submission pays the imports and the
 models every time, and a pool of long-lived workers that run each submission in a fresh
@@ -27,14 +30,12 @@ leaks into the next grade. The zygote freezes its objects out of the garbage col
 sight (``gc.freeze``) so that children do not copy its memory page by page.
 
 Time limits are enforced twice: an alarm inside the child (which keeps the child usable for
-the next test) and a hard deadline here (which kills the child's process group when the alarm
-cannot fire; the next call starts a fresh child). A function that reached the time limit once
-is not called again in that submission, so an infinite loop costs one time limit, not one per
-test.
-
-This walls off accidents and casual cheating; it is not a security boundary against code
-written to escape (a child can still read files its user may read). For hostile code, run the
-grader in a container, as Gradescope does, and make the solutions unreadable to ``nobody``.
+the next test) and a hard deadline here (which has the zygote kill the child's process group
+when the alarm cannot fire; the next call starts a fresh child). A function that reached the
+time limit once is not called again in that submission, so an infinite loop costs one time
+limit, not one per test. Processes a submission leaves behind (even in a session of their
+own) are killed by the zygote, which adopts them as a subreaper. A zygote that dies (the
+kernel's out-of-memory killer, or a submission running as the grader's user) is started again.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import wire
+from autograder import isolation, wire
 from autograder.extract import Submission
+from autograder.isolation import Protections
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 3.0  # how long past its own alarm the grader waits before killing a child
@@ -77,6 +79,10 @@ class SandboxError(RuntimeError):
     """The sandbox itself failed (the zygote could not start): a problem of the grader, not of a student."""
 
 
+class WorkerGone(SandboxError):
+    """The zygote stopped answering (it died, or was killed): :meth:`Sandbox.fork` starts it again."""
+
+
 class StudentFailure(Exception):
     """A call of a student function that did not return: the text is the feedback shown to the student."""
 
@@ -95,25 +101,45 @@ class Reply:
     seconds: float = 0.0
 
 
+def _copy_font_cache(target: Path) -> None:
+    """Give the zygote matplotlib's font list, so that importing pyplot does not rebuild it (seconds) in every run."""
+    try:
+        import matplotlib
+
+        source = Path(matplotlib.get_cachedir())
+    except Exception:  # noqa: BLE001 - no matplotlib, or no cache yet: the zygote builds its own
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for found in source.glob("fontlist-*.json"):
+        shutil.copy(found, target / found.name)
+
+
 class Sandbox:
     """The zygote worker and the control socket to it. Use as a context manager.
 
     ``preload`` names the model roles the labs pass to student functions (``"encoder"``,
     ``"decoder"``); the zygote loads only those. ``imports`` names modules submissions are
-    likely to import, besides :data:`autograder.worker.COMMON_IMPORTS`.
+    likely to import, besides :data:`autograder.worker.COMMON_IMPORTS`. ``isolation`` is
+    ``"auto"`` (bubblewrap where it can start), ``"bubblewrap"`` (required) or ``"none"``.
     """
 
-    def __init__(self, preload=(), limits: Limits = Limits(), imports=()):
+    def __init__(self, preload=(), limits: Limits = Limits(), imports=(), isolation: str = "auto"):
         self.preload = tuple(sorted(set(preload)))
         self.imports = tuple(sorted(set(imports)))
         self.limits = limits
+        self.isolation = isolation
         self._process: subprocess.Popen | None = None
         self._control: socket.socket | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request on the control socket at a time
+        self._restart_lock = threading.Lock()
         self._home = None
+        self.workroot: str | None = None  # the children's working folders, the same path inside and out
         self.startup_seconds = 0.0
+        self.generation = 0  # how many times the zygote was started
         self.unprivileged = False  # children run as nobody (the grader is root and nobody can read Python)
         self.as_root = False  # children run as root: the grader is root but nobody cannot read Python
+        self.protections: Protections | None = None
+        self._bwrap: str | None = None
 
     def __enter__(self) -> "Sandbox":
         self.start()
@@ -127,39 +153,71 @@ class Sandbox:
         if self._process is not None:
             return
         started = time.monotonic()
+        bwrap, reason = isolation.choose(self.isolation)
         self._home = tempfile.mkdtemp(prefix="llm-grade-zygote-")
+        os.chmod(self._home, 0o711)  # children (nobody) may walk through to their own folder, not list it
+        self.workroot = os.path.join(self._home, "work")
+        os.mkdir(self.workroot, 0o711)
+        os.chmod(self.workroot, 0o711)
+        private = Path(self._home, "private")  # the zygote's caches: root only
+        private.mkdir(mode=0o700)
+        _copy_font_cache(private / "matplotlib")
+        try:
+            self._launch(bwrap)
+        except SandboxError as error:
+            if bwrap is None or self.isolation == "bubblewrap":
+                self.close()
+                raise
+            reason = f"the worker did not start inside bubblewrap ({str(error).splitlines()[0]})"
+            bwrap = None
+            self._launch(None)  # auto: grade with the process-level protections, and say so
+        self._bwrap = bwrap
+        self.protections = Protections(
+            isolation="bubblewrap" if bwrap else "process", filesystem=bool(bwrap), network=bool(bwrap),
+            processes=bool(bwrap), user=self.unprivileged, reason="" if bwrap else reason)
+        self.startup_seconds = time.monotonic() - started
+
+    def _launch(self, bwrap: str | None) -> None:
+        """Start one zygote (inside bubblewrap when ``bwrap`` is a path) and wait for it to be ready."""
+        from book.models import cache_dir, resolve
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        private = os.path.join(self._home, "private")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "TMPDIR"}
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-                   HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", MPLBACKEND="Agg")
-        log = open(os.path.join(self._home, "zygote.log"), "wb")
+                   HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", MPLBACKEND="Agg",
+                   LLM_INTERNALS_CACHE=str(cache_dir()), HOME=private, MPLCONFIGDIR=os.path.join(private, "matplotlib"),
+                   HF_HOME=os.path.join(private, "huggingface"))
+        log = open(os.path.join(self._home, "zygote.log"), "ab")
         command = [sys.executable, "-I", "-m", "autograder.worker",
                    "--control-fd", str(theirs.fileno()), "--preload", ",".join(self.preload),
                    "--imports", ",".join(self.imports)]
-        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=self._home, env=env,
+        if bwrap is not None:
+            models = [resolve(role).location for role in self.preload]
+            command = isolation.command(command, bwrap=bwrap, workroot=Path(self.workroot), private=Path(private),
+                                        models=models)
+        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=self.workroot, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         theirs.close()
         log.close()
-        self._control = ours
         ours.settimeout(600)
         try:
             ready = json.loads(ours.recv(1 << 16) or b'{"op": "failed", "error": "it exited"}')
         except (OSError, ValueError) as error:
             ready = {"op": "failed", "error": str(error)}
         if ready.get("op") != "ready":
+            ours.close()
+            self._stop_process()
             tail = Path(self._home, "zygote.log").read_text(errors="replace")[-3000:]
-            self.close()
             raise SandboxError(f"The grading worker could not start ({ready.get('error')}); its log ends with:\n{tail}")
         ours.settimeout(30)
+        with self._lock:
+            self._control = ours
+        self.generation += 1
         self.unprivileged = bool(ready.get("unprivileged"))
         self.as_root = bool(ready.get("root")) and not self.unprivileged
-        self.startup_seconds = time.monotonic() - started
 
-    def close(self) -> None:
-        """Stop the zygote; it takes its remaining children down with it."""
-        if self._control is not None:
-            self._control.close()
-            self._control = None
+    def _stop_process(self) -> None:
         if self._process is not None:
             try:
                 self._process.wait(timeout=10)
@@ -167,20 +225,54 @@ class Sandbox:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+
+    def close(self) -> None:
+        """Stop the zygote; it takes its remaining children down with it."""
+        with self._lock:
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+        self._stop_process()
         if self._home:
             shutil.rmtree(self._home, ignore_errors=True)
             self._home = None
 
+    def restart(self, generation: int) -> None:
+        """Start the zygote again if it is still the one of ``generation`` (another thread may have done it)."""
+        with self._restart_lock:
+            if generation != self.generation or self._home is None:
+                return
+            with self._lock:
+                if self._control is not None:
+                    self._control.close()
+                    self._control = None
+            if self._process is not None:
+                self._process.kill()
+            self._stop_process()
+            print("The grading worker stopped (killed from outside, or by a submission); starting it again.",
+                  file=sys.stderr)
+            self._launch(self._bwrap)
+
     def _request(self, message: dict, fds=()) -> dict:
-        if self._control is None:
-            raise SandboxError("The sandbox is not running: use it inside `with Sandbox(...)`.")
         with self._lock:
-            socket.send_fds(self._control, [json.dumps(message).encode()], list(fds))
-            return json.loads(self._control.recv(1 << 16))
+            if self._control is None:
+                if self._home is None:
+                    raise SandboxError("The sandbox is not running: use it inside `with Sandbox(...)`.")
+                raise WorkerGone("the grading worker is being started again")
+            try:
+                socket.send_fds(self._control, [json.dumps(message).encode()], list(fds))
+                reply = self._control.recv(1 << 16)
+            except OSError:
+                reply = b""
+        if not reply:
+            raise WorkerGone("the grading worker stopped answering")
+        return json.loads(reply)
 
     def fork(self, workdir: str, limits: Limits | None = None) -> tuple[int, socket.socket]:
-        """A new child of the zygote, confined to ``workdir``; returns its pid and its socket."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        """A new child of the zygote, confined to ``workdir``; returns its pid and its socket.
+
+        A zygote that is gone is started again first.
+        """
         limits = limits or self.limits
         limits = {
             "memory_bytes": limits.memory_bytes,
@@ -188,16 +280,35 @@ class Sandbox:
             "cpu_seconds": limits.submission_seconds + 30,
             "message_bytes": 1 << 30,
         }
-        try:
-            reply = self._request({"op": "fork", "workdir": workdir, "limits": limits, "repo": str(ROOT)},
-                                  [theirs.fileno()])
-        finally:
-            theirs.close()
-        return reply["pid"], ours
+        for attempt in range(2):
+            generation = self.generation
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                reply = self._request({"op": "fork", "workdir": workdir, "limits": limits, "repo": str(ROOT)},
+                                      [theirs.fileno()])
+                return reply["pid"], ours
+            except WorkerGone:
+                ours.close()
+                if attempt:
+                    raise
+                self.restart(generation)
+            finally:
+                theirs.close()
+        raise AssertionError("unreachable")
 
     def status(self, pid: int) -> dict:
         """How a child ended ({"exit": code} or {"signal": number}), or {"running": bool}."""
-        return self._request({"op": "status", "pid": pid})
+        try:
+            return self._request({"op": "status", "pid": pid})
+        except WorkerGone:
+            return {"gone": True}
+
+    def kill(self, pid: int) -> None:
+        """Have the zygote kill child ``pid`` and its process group (pids are the zygote's: the sandbox has its own)."""
+        try:
+            self._request({"op": "kill", "pid": pid})
+        except WorkerGone:
+            pass  # a zygote that is gone took its children with it
 
     def session(self, submission: Submission, limits: Limits | None = None) -> "Session":
         """A :class:`Session` for one submission (``limits``: this submission's, instead of the sandbox's)."""
@@ -216,7 +327,7 @@ class Session:
         self.sandbox = sandbox
         self.limits = limits or sandbox.limits
         self.submission = submission
-        self.workdir = tempfile.mkdtemp(prefix="llm-grade-")
+        self.workdir = tempfile.mkdtemp(prefix="llm-grade-", dir=sandbox.workroot)
         self.notes: list[str] = []
         self.defined: list[str] = []
         self.spent = 0.0  # seconds of student code so far (loads and calls)
@@ -261,11 +372,7 @@ class Session:
 
     def _kill(self, child) -> None:
         pid, sock = child
-        for kill in (os.killpg, os.kill):  # the group: the child and whatever it started
-            try:
-                kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        self.sandbox.kill(pid)  # the group: the child and whatever it started
         sock.close()
 
     def close(self) -> None:
@@ -325,6 +432,9 @@ class Session:
             if not status.get("running"):
                 break
             time.sleep(0.05)
+        if status.get("gone"):
+            return (f"The grading worker stopped while {doing} (killed from outside, or by code that ends its parent "
+                    "process); the grader started it again. Do not signal or end other processes.")
         if "signal" in status:
             try:
                 name = signal.Signals(status["signal"]).name

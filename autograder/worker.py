@@ -12,10 +12,16 @@ lives in two forms:
 * a **child** serves one submission on its own socket: ``load`` (run the submission's imports,
   functions, classes and constants in a fresh module), ``call`` (run one function on plain
   data), ``exit``. Before any student code runs it caps its address space, CPU time and file
-  sizes (``setrlimit``), moves to an empty working folder, sends stdout and stderr to a file,
-  becomes ``nobody`` when the grader runs as root (if ``nobody`` can read the Python
-  installation, see :func:`can_drop_privileges`), and blocks ``import solutions`` and
-  ``import autograder``.
+  sizes (``setrlimit``), moves to an empty working folder (also its ``TMPDIR``), sends stdout
+  and stderr to a file, becomes ``nobody`` when the grader runs as root (if ``nobody`` can read
+  the Python installation, see :func:`can_drop_privileges`; then also at most
+  :data:`MAX_PROCESSES` processes, and a memory other children cannot read), and blocks
+  ``import solutions`` and ``import autograder``.
+
+The zygote also answers ``status`` (how a child ended) and ``kill`` (a child's process group:
+the grader cannot, since inside bubblewrap the pids are the sandbox's), and kills any process
+a child leaves behind (it is their subreaper). On Linux the zygote itself runs inside
+bubblewrap (:mod:`autograder.isolation`).
 
 Requests and replies are :mod:`autograder.wire` frames (JSON and safetensors). The worker
 never decides a grade: it sends back what the function returned, and the grader compares.
@@ -36,6 +42,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 
@@ -45,7 +52,8 @@ BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not impo
 # Imported by the zygote so that a submission importing them does not pay for it in every child.
 COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "matplotlib.pyplot")
 NOBODY = 65534  # the unprivileged user a child becomes when the grader runs as root
-PR_SET_PDEATHSIG = 1
+MAX_PROCESSES = 512  # processes and threads `nobody` may have at once (a fork bomb stops there)
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 
 
 class _BlockImports(importlib.abc.MetaPathFinder):
@@ -135,26 +143,62 @@ def can_drop_privileges() -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the other protections still apply
+        pass
+
+
+def _direct_children() -> set[int]:
+    """The pids of this process's children, from /proc (empty where /proc cannot tell)."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listing:
+                found.update(int(pid) for pid in listing.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # the group: the child and whatever it started in it
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> None:
-    """Answer ``fork`` and ``status`` requests until the grader closes the control socket."""
+    """Answer ``fork``, ``status`` and ``kill`` requests until the grader closes the control socket.
+
+    The zygote is a subreaper: a process a child left behind (even one that started a session
+    of its own) becomes the zygote's when its parent dies, and is killed at the next look.
+    """
     import json
 
     statuses: dict[int, dict] = {}
     children: set[int] = set()
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
     def reap():
-        while children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
+            if pid not in children:
+                continue  # an orphan we killed
             children.discard(pid)
             if os.WIFSIGNALED(status):
                 statuses[pid] = {"signal": os.WTERMSIG(status)}
             else:
                 statuses[pid] = {"exit": os.WEXITSTATUS(status)}
+        for orphan in _direct_children() - children:  # left behind by a child that is gone
+            _kill_group(orphan)
 
     while True:
         ready, _, _ = select.select([control], [], [], 0.5)
@@ -166,11 +210,8 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
         except OSError:
             data, fds = b"", []
         if not data:  # the grader is gone: take every child down with it
-            for pid in children:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            for pid in children | _direct_children():
+                _kill_group(pid)
             return
         request = json.loads(data)
         if request["op"] == "fork":
@@ -179,6 +220,9 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
                 try:
                     control.close()
                     child_main(socket.socket(fileno=fds[0]), {**request, "unprivileged": unprivileged}, objects)
+                except BaseException:  # noqa: BLE001 - confining failed, or the grader vanished: say why in the log
+                    traceback.print_exc()
+                    os._exit(1)
                 finally:
                     os._exit(0)
             os.close(fds[0])
@@ -188,6 +232,10 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
             reap()
             pid = request["pid"]
             control.send(json.dumps(statuses.get(pid, {"running": pid in children})).encode())
+        elif request["op"] == "kill":
+            if request["pid"] in children:  # never a pid the zygote did not fork
+                _kill_group(request["pid"])
+            control.send(b'{"ok": true}')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,10 +245,7 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
 def _confine(request: dict) -> None:
     """Limits, working folder, captured output, privileges and import blocking, in that order."""
     os.setpgid(0, 0)  # its own process group: the grader kills the child and anything it spawned
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the zygote
-    except (OSError, AttributeError):
-        pass
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the zygote
     limits = request["limits"]
     workdir = request["workdir"]
     os.chdir(workdir)
@@ -214,12 +259,16 @@ def _confine(request: dict) -> None:
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True, errors="replace")
 
     if request["unprivileged"]:  # never run student code as root when it can be avoided
-        os.chown(workdir, NOBODY, NOBODY)
         os.chown(os.path.join(workdir, "output.txt"), NOBODY, NOBODY)
+        os.chown(workdir, NOBODY, NOBODY)  # last: root without CAP_DAC_OVERRIDE cannot enter it after
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
         os.environ["HOME"] = workdir
+        _prctl(PR_SET_DUMPABLE, 0)  # other children (also nobody) cannot read its memory or /proc entries
+        resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
+    os.environ["TMPDIR"] = workdir  # tempfile writes into its own folder, not a /tmp shared with others
+    tempfile.tempdir = None
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))

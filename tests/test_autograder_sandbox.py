@@ -152,11 +152,11 @@ def test_a_graded_function_using_another_cells_variable_is_told_why(grader, tmp_
 def test_a_top_level_statement_that_fails_or_hangs_is_skipped_with_a_note(grader, tmp_path):
     path = write(tmp_path, "slow.py", (
         "import torch\nimport not_a_module_anyone_has\n"
-        "FOREVER = [i for i in iter(int, 1)]\n"  # never ends: stopped after load_seconds
+        "FOREVER = next(i for i in iter(int, 1) if i)\n"  # never ends, in constant memory: stopped after load_seconds
         + CORRECT_MERGE
     ))
     record = grader.grade_lab("lab1", path, TIGHT)
     notes = "\n".join(record["notes"])
     assert "slow.py, line 2: `import not_a_module_anyone_has` was skipped: ModuleNotFoundError" in notes
-    assert "slow.py, line 3: `FOREVER = [i for i in iter(int, 1)]` was skipped: it ran longer than 2 s" in notes
+    assert "slow.py, line 3: `FOREVER = next(i for i in iter(int, 1) if i)` was skipped: it ran longer than 2 s" in notes
     assert passed(record, "merge_heads")
