@@ -57,11 +57,32 @@ class EnvReport:
         printer.text(str(self))
 
 
+def quiet_page() -> None:
+    """Keep library noise out of an executed page: no per-tensor "Loading weights" bar, no widget warning.
+
+    Loading a local checkpoint takes a fraction of a second, so transformers' progress bar for
+    it only adds a box of carriage returns to the page; tqdm's "IProgress not found" warning
+    (a kernel without ipywidgets) says nothing about the course. Downloads from the hub (Colab)
+    keep their own progress bars, which come from huggingface_hub, not from this switch.
+    """
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    transformers_logging.disable_progress_bar()
+
+
 def report() -> EnvReport:
-    """Describe this runtime: CPU or GPU name, torch/transformers/bitsandbytes versions, model profile."""
+    """Describe this runtime: CPU or GPU name, torch/transformers/bitsandbytes versions, model profile.
+
+    It is the first cell of every page, so it also quiets the libraries for the page (:func:`quiet_page`).
+    """
     import torch
 
     from book import models
+
+    quiet_page()
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)

@@ -1,6 +1,9 @@
 """A Sphinx extension for how the built site behaves in a reader's browser.
 
 * Math renders offline, from the book's own copy of MathJax (below).
+* Badges are served from the build: the labs' "Open in Colab" badge image is a remote SVG in
+  the notebooks (Colab and GitHub show it), replaced in the pages by ``_static/colab-badge.svg``
+  so that the page loads nothing from the internet.
 * Each script is included once: sphinx-thebe registers its configuration script again on every
   read pass, and the duplicate ``const`` declaration is a JavaScript error on every page.
 
@@ -19,7 +22,9 @@ import os
 import shutil
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.errors import ExtensionError
+from sphinx.transforms import SphinxTransform
 
 MATHJAX_ENV = "LLM_INTERNALS_MATHJAX"
 BUNDLE = Path("node_modules") / "mathjax" / "es5"
@@ -56,6 +61,22 @@ def _copy_bundle(app, exception) -> None:
         shutil.copytree(source, target, dirs_exist_ok=True)
 
 
+# Remote badge images in the pages' sources and the copy in the book's _static folder each becomes.
+LOCAL_BADGES = {"https://colab.research.google.com/assets/colab-badge.svg": "/_static/colab-badge.svg"}
+
+
+class LocalBadges(SphinxTransform):
+    """Point badge images at the book's own copies (a leading / is relative to the book's root)."""
+
+    default_priority = 500
+
+    def apply(self, **kwargs) -> None:
+        for image in self.document.findall(nodes.image):
+            local = LOCAL_BADGES.get(image.get("uri", ""))
+            if local:
+                image["uri"] = local
+
+
 def _deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts, seen = context.get("script_files", []), set()
     unique = []
@@ -69,6 +90,7 @@ def _deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
+    app.add_transform(LocalBadges)
     app.connect("html-page-context", _deduplicate_scripts, priority=900)
     app.connect("builder-inited", _use_local_copy)
     app.connect("build-finished", _copy_bundle)

@@ -31,6 +31,7 @@ def main() -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "references.bib"):
         shutil.copy(ROOT / name, scratch / name)
+    shutil.copytree(ROOT / "_static", scratch / "_static", dirs_exist_ok=True)
     chapters = []
     for page in pages:
         relative = page.relative_to(ROOT)
