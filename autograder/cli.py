@@ -2,7 +2,8 @@
 
 * ``grade``: grade a submission or a folder of them (:mod:`autograder.grade`);
 * ``selftest``: the reference solutions must score full marks, the lab stubs zero (:mod:`autograder.selftest`);
-* ``bench``: generate submissions and time their grading (:mod:`autograder.bench`).
+* ``bench``: generate submissions and time their grading (:mod:`autograder.bench`);
+* ``audit``: grade the catalogue of correct, faulty and hostile submissions and report what each got (:mod:`autograder.audit`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ VERBS = {
     "grade": "autograder.grade",
     "selftest": "autograder.selftest",
     "bench": "autograder.bench",
+    "audit": "autograder.audit",
 }
 
 

@@ -57,6 +57,7 @@ def _index(flat: int, shape) -> str:
 
 
 def _what(value) -> str:
+    """What a returned value is, in a few words (a long repr is cut: feedback stays short)."""
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
     if isinstance(value, Opaque):
@@ -65,13 +66,22 @@ def _what(value) -> str:
         return f"a tuple of {len(value)}"
     if isinstance(value, list):
         return f"a list of {len(value)}"
-    return f"a {type(value).__name__} ({value!r})" if not hasattr(value, "shape") else f"a {type(value).__name__}"
+    if hasattr(value, "shape"):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return f"a {type(value).__name__} ({text if len(text) <= 80 else text[:77] + '...'})"
 
 
 def as_tensor(value, name: str) -> torch.Tensor:
-    """``value`` if it is a torch tensor; otherwise say what it is instead."""
+    """``value`` if it is a torch tensor; otherwise say what it is instead, and how to make it one."""
     if not isinstance(value, torch.Tensor):
-        hint = " (convert it with torch.from_numpy)" if type(value).__module__ == "numpy" else ""
+        hint = ""
+        if type(value).__module__ == "numpy":
+            hint = " (convert it with torch.from_numpy)"
+        elif value is None:
+            hint = " (does the function end with `return`?)"
+        elif isinstance(value, (list, tuple)):
+            hint = " (build the result with torch operations, or torch.stack a list of tensors)"
         raise Mismatch(f"{name}: expected a torch.Tensor, got {_what(value)}{hint}.")
     return value
 
@@ -86,7 +96,10 @@ def as_pair(value, name: str, first: str, second: str) -> tuple:
 def check_shape(actual: torch.Tensor, expected: tuple, name: str, dims: str = "") -> None:
     if tuple(actual.shape) != tuple(expected):
         named = f" {dims}" if dims else ""
-        raise Mismatch(f"{name}: shape {tuple(actual.shape)}, expected {tuple(expected)}{named}.")
+        hint = ""
+        if sorted(actual.shape) == sorted(expected):
+            hint = " The sizes are right but in another order: check which axes your transpose or permute swaps."
+        raise Mismatch(f"{name}: shape {tuple(actual.shape)}, expected {tuple(expected)}{named}.{hint}")
 
 
 def check_dtype(actual: torch.Tensor, expected: torch.dtype, name: str) -> None:
@@ -105,15 +118,42 @@ def check_finite(actual: torch.Tensor, name: str) -> None:
                            f"{_index(flat, actual.shape)}): fully masked rows and padding must give finite numbers.")
 
 
+@dataclass(frozen=True)
+class Cause:
+    """A known mistake and what it gives on a test's inputs: when a wrong result equals ``value``, ``hint`` says why."""
+
+    hint: str  # "the softmax is taken over the queries (dim -2), not the keys: use softmax(dim=-1)."
+    value: torch.Tensor
+
+
+def _outside(actual: torch.Tensor, expected: torch.Tensor, tolerance: Tolerance, where=None) -> torch.Tensor:
+    """Where ``actual`` differs from ``expected`` by more than the tolerance (restricted to ``where``)."""
+    got, want = actual.double(), expected.double()
+    bad = (got - want).abs() > tolerance.atol + tolerance.rtol * want.abs()
+    bad |= torch.isnan(got) != torch.isnan(want)
+    if where is not None:
+        bad &= torch.broadcast_to(where, bad.shape)
+    return bad
+
+
+def likely_cause(actual: torch.Tensor, causes, tolerance: Tolerance, where=None) -> str:
+    """The hint of the first of ``causes`` (a list of :class:`Cause`, or a function giving one) that ``actual`` matches."""
+    for cause in (causes() if callable(causes) else causes) or ():
+        if cause.value.shape == actual.shape and not _outside(actual, cause.value, tolerance, where).any():
+            return f" Likely cause: {cause.hint}"
+    return ""
+
+
 def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | None = None,
-                where: torch.Tensor | None = None, dims: str = "") -> torch.Tensor:
+                where: torch.Tensor | None = None, dims: str = "", causes=None) -> torch.Tensor:
     """``actual`` is a finite tensor of ``expected``'s shape, of ``dtype``, matching ``expected`` within that dtype's tolerance.
 
     ``expected`` may be more precise than ``dtype`` (float64 truth for a bfloat16 test); ``dtype``
     defaults to ``expected.dtype``. ``where`` (a bool tensor broadcastable to the shape) limits
     the comparison to the positions where not any answer is accepted (e.g. outside fully masked
     rows). ``dims`` names the expected dimensions in the shape message, e.g. ``"(B, H, Tq, Dh)"``.
-    Returns ``actual``.
+    ``causes`` (a list of :class:`Cause`, or a function giving one, called only on a mismatch):
+    the known mistakes to name when the wrong values are theirs. Returns ``actual``.
     """
     dtype = dtype or expected.dtype
     actual = as_tensor(actual, name)
@@ -123,12 +163,9 @@ def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | 
     tolerance = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
     got, want = actual.double(), expected.double()
     error = (got - want).abs()
-    allowed = tolerance.atol + tolerance.rtol * want.abs()
-    bad = error > allowed
+    bad = _outside(actual, expected, tolerance, where)
     if where is not None:
-        mask = torch.broadcast_to(where, error.shape)
-        bad &= mask
-        error = torch.where(mask, error, 0.0)
+        error = torch.where(torch.broadcast_to(where, error.shape), error, 0.0)
     if bad.any():
         flat = int(error.flatten().argmax())
         at = _index(flat, error.shape)
@@ -136,13 +173,17 @@ def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | 
             f"{name}: wrong values; the largest difference is {error.flatten()[flat]:.3g}, at index "
             f"{at} (yours {got.flatten()[flat]:.6g}, expected {want.flatten()[flat]:.6g}); {int(bad.sum())} of "
             f"{bad.numel()} values are outside the tolerance (atol {tolerance.atol:g}, rtol {tolerance.rtol:g} "
-            f"for {str(dtype).replace('torch.', '')})."
+            f"for {str(dtype).replace('torch.', '')})." + likely_cause(actual, causes, tolerance, where)
         )
     return actual
 
 
-def check_rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor | None = None, name: str = "the attention weights") -> None:
-    """Each row of ``weights`` (B, H, Tq, Tk) sums to 1 along the keys, where ``rows`` (B, 1, Tq) allows any key."""
+def check_rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor | None = None, name: str = "the attention weights",
+                          head_width: int | None = None) -> None:
+    """Each row of ``weights`` (B, H, Tq, Tk) sums to 1 along the keys, where ``rows`` (B, 1, Tq) allows any key.
+
+    ``head_width`` (Dh) lets the message recognise rows that all sum to 1/√Dh.
+    """
     weights = as_tensor(weights, name)
     check_finite(weights, name)
     tolerance = TOLERANCES.get(weights.dtype, TOLERANCES[torch.float32])
@@ -155,9 +196,20 @@ def check_rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor | None = Non
         flat = int(bad.flatten().nonzero()[0])
         at = _index(flat, bad.shape)
         along_queries = weights.double().sum(dim=-2)  # (B, H, Tk)
-        hint = (" They sum to 1 along the queries (dim -2) instead: take the softmax over the last dimension, the keys."
-                if torch.allclose(along_queries, torch.ones_like(along_queries), atol=slack) else
-                " Is the softmax taken over the last dimension (the keys), after masking?")
+        checked = sums[bad]  # the rows that are off
+        if torch.allclose(along_queries, torch.ones_like(along_queries), atol=slack):
+            hint = " They sum to 1 along the queries (dim -2) instead: take the softmax over the last dimension, the keys."
+        elif head_width and torch.allclose(checked, torch.full_like(checked, head_width ** -0.5), atol=slack):
+            hint = (f" Every such row sums to 1/√Dh = {head_width ** -0.5:.4g}: divide the scores by √Dh before the "
+                    "softmax, not the weights after it.")
+        elif bool((checked.abs() <= slack).any()):
+            hint = (" Some rows are all zeros although their query has keys it may see: is the padding mask inverted? "
+                    "attention_mask is 1 for a real token and 0 for padding.")
+        elif bool((checked < 1).all()):
+            hint = (" They sum to less than 1: were the masked keys zeroed after the softmax? Fill their scores with a "
+                    "large negative number before it, so that the softmax shares the weight among the visible keys.")
+        else:
+            hint = " Is the softmax taken over the last dimension (the keys), after masking?"
         raise Mismatch(f"{name}: the row at {at} sums to {sums.flatten()[flat]:.4g} along the keys, not 1 "
                        f"({int(bad.sum())} of {bad.numel()} rows are off).{hint}")
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import repeat_kv as library_repeat_kv
 
-from autograder.compare import (as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
+from autograder.compare import (Cause, as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
                                 check_shape, check_zero_where)
 from autograder.spec import Lab, cached, course_model, parametrize, points
 from autograder.wire import Linear
@@ -53,7 +53,10 @@ def padding_mask(lengths: tuple[int, ...], T: int, side: str = "right") -> torch
 def test_split_heads(student, B, T, H, Dh):
     x = randn(B * T + H, B, T, H * Dh)
     expected = x.reshape(B, T, H, Dh).permute(0, 2, 1, 3)  # (B, H, T, Dh)
-    check_close(student.split_heads(x, H), expected, f"split_heads(x {tuple(x.shape)}, num_heads={H})", dims="(B, H, T, Dh)")
+    causes = [Cause("a reshape to (B, H, T, Dh) alone cuts the sequence of features into H pieces, mixing tokens "
+                    "into heads: reshape to (B, T, H, Dh), then transpose(1, 2).", x.reshape(B, H, T, Dh))]
+    check_close(student.split_heads(x, H), expected, f"split_heads(x {tuple(x.shape)}, num_heads={H})", dims="(B, H, T, Dh)",
+                causes=causes)
 
 
 @points(1, "merge_heads must turn (B, H, T, Dh) back into (B, T, D), the heads side by side.")
@@ -61,7 +64,9 @@ def test_split_heads(student, B, T, H, Dh):
 def test_merge_heads(student, B, H, T, Dh):
     x = randn(B * T + H + 1, B, H, T, Dh)
     expected = x.permute(0, 2, 1, 3).reshape(B, T, H * Dh)  # (B, T, D)
-    check_close(student.merge_heads(x), expected, f"merge_heads(x {tuple(x.shape)})", dims="(B, T, D)")
+    causes = [Cause("a reshape of (B, H, T, Dh) straight to (B, T, D) puts one head's tokens side by side: "
+                    "transpose(1, 2) first, then reshape.", x.reshape(B, T, H * Dh))]
+    check_close(student.merge_heads(x), expected, f"merge_heads(x {tuple(x.shape)})", dims="(B, T, D)", causes=causes)
 
 
 @points(1, "merge_heads(split_heads(x, H)) must give x back, for any batch, length and number of heads.", hidden=True)
@@ -98,6 +103,71 @@ class Case:
                 f"{(self.B, self.H, self.Tk, self.Dh)}{''.join(', ' + e for e in extras if e)})")
 
 
+def attention64(q, k, v, mask=None, is_causal=False, *, scale: str | float = "sqrt", dim: int = -1, mask_after: bool = False,
+                scale_after: bool = False, padding: str = "keys", causal: str = "offset"):
+    """(B, H, Tq, Dh) x3 -> output (B, H, Tq, Dh), weights (B, H, Tq, Tk) in float64, with a known mistake switched on.
+
+    The defaults are right. ``scale`` "sqrt", "none", "width" (Dh) or the divisor itself; ``dim`` the softmax's axis;
+    ``mask_after`` zeroes the masked weights after an unmasked softmax; ``scale_after`` divides the
+    weights instead of the scores; ``padding`` "keys", "inverted", "queries" or "ignored";
+    ``causal`` "offset", "no-offset", "no-diagonal" or "ignored".
+    """
+    Tq, Tk, Dh = q.shape[-2], k.shape[-2], q.shape[-1]
+    scores = q.double() @ k.double().transpose(-2, -1)  # (B, H, Tq, Tk)
+    divisor = {"sqrt": Dh ** 0.5, "none": 1.0, "width": float(Dh)}[scale] if isinstance(scale, str) else scale
+    if not scale_after:
+        scores = scores / divisor
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool)  # (Tq, Tk)
+    if is_causal and causal != "ignored":
+        allowed = allowed.tril({"offset": Tk - Tq, "no-offset": 0, "no-diagonal": Tk - Tq - 1}[causal])
+    if mask is not None and padding != "ignored":
+        real = mask.bool()
+        real = ~real if padding == "inverted" else real
+        allowed = allowed & (real[:, None, :, None] if padding == "queries" else real[:, None, None, :])  # (B, 1, Tq, Tk)
+    if not mask_after:
+        scores = scores.masked_fill(~allowed, torch.finfo(torch.float64).min)
+    weights = scores.softmax(dim=dim).masked_fill(~allowed, 0.0)  # (B, H, Tq, Tk)
+    if scale_after:
+        weights = weights / divisor
+    return weights @ v.double(), weights  # (B, H, Tq, Dh), (B, H, Tq, Tk)
+
+
+# Known mistakes: the options of attention64 that make them, and the sentence that names them.
+MISTAKES = (
+    (dict(scale="none"), "the scores are not scaled: divide q kᵀ by √Dh (the head width, query.shape[-1]) before the softmax."),
+    (dict(scale="width"), "the scores are divided by Dh instead of √Dh: divide them by math.sqrt(Dh)."),
+    (dict(scale_after=True), "the weights are scaled after the softmax: divide the scores by √Dh before the softmax."),
+    (dict(dim=-2), "the softmax is taken over the queries (dim -2), not the keys: use softmax(dim=-1)."),
+    (dict(mask_after=True), "the mask is applied after the softmax: the hidden keys were zeroed but the other weights "
+                            "not renormalised; fill the hidden scores with a large negative number before the softmax."),
+    (dict(padding="inverted"), "the padding mask is inverted: attention_mask is 1 for a real token and 0 for padding, "
+                               "so hide the keys where it is 0."),
+    (dict(padding="queries"), "the padding mask was applied to the queries instead of the keys: broadcast it as "
+                              "attention_mask[:, None, None, :], one entry per key."),
+    (dict(padding="ignored"), "attention_mask is ignored: the padding keys get weight."),
+    (dict(causal="no-offset"), "the causal mask ignores the offset: with Tq < Tk the queries are the last Tq tokens, "
+                               "so query i may see keys j <= i + (Tk - Tq) (tril with diagonal=Tk - Tq)."),
+    (dict(causal="no-diagonal"), "the causal mask hides each query's own position: query i may see keys j <= i + (Tk - Tq), "
+                                 "itself included."),
+    (dict(causal="ignored"), "is_causal is ignored: queries see later keys."),
+)
+
+
+def attention_causes(q, k, v, mask, is_causal, seen, weights) -> tuple[list[Cause], list[Cause]]:
+    """The known mistakes that change the result on these inputs: (causes for the weights, causes for the output)."""
+    on_weights, on_output = [], []
+    for options, hint in MISTAKES:
+        try:
+            output, wrong = attention64(q, k, v, mask, is_causal, **options)
+        except RuntimeError:  # the mistake cannot even run on these shapes (a mask on the queries with Tq != Tk)
+            continue
+        if torch.allclose(torch.where(seen, wrong, 0.0), torch.where(seen, weights, 0.0), atol=1e-9):
+            continue  # the same result here: not a cause of anything
+        on_weights.append(Cause(hint, wrong))
+        on_output.append(Cause(hint, output))
+    return on_weights, on_output
+
+
 @cached
 def attention_case(case: Case):
     """Inputs of ``case``, the keys each query may see (B or 1, 1, Tq, Tk), and the float64 truth."""
@@ -120,6 +190,7 @@ def attention_case(case: Case):
     output, weights = reference(q64, k64, v64, attention_mask=mask, is_causal=case.causal)
     seen = allowed.expand(case.B, 1, case.Tq, case.Tk).any(dim=-1)[..., None]  # (B, 1, Tq, 1): some key visible
     torch.testing.assert_close(torch.where(seen, output, 0.0), torch.where(seen, library, 0.0))  # the truths agree
+    torch.testing.assert_close(attention64(q64, k64, v64, mask, case.causal), (output, weights))  # and the variants' base
     kwargs = {}
     if mask is not None:
         kwargs["attention_mask"] = mask
@@ -128,12 +199,22 @@ def attention_case(case: Case):
     return (q, k, v), kwargs, allowed, seen, output, weights
 
 
+@cached
+def case_causes(case: Case) -> tuple[list[Cause], list[Cause]]:
+    """What the known mistakes give on ``case`` (computed on the first mismatch only, then kept)."""
+    (q, k, v), kwargs, allowed, seen, output, weights = attention_case(case)
+    mask = kwargs.get("attention_mask")
+    return attention_causes(q, k, v, mask, case.causal, seen, weights)
+
+
 def check_attention(student, case: Case) -> None:
     """Call the student's attention on ``case`` and compare output and weights with the truth."""
     (q, k, v), kwargs, allowed, seen, output, weights = attention_case(case)
     got_output, got_weights = as_pair(student.scaled_dot_product_attention(q, k, v, **kwargs), case.label(), "output", "weights")
-    check_close(got_weights, weights, f"{case.label()}: the weights", dtype=case.dtype, where=seen, dims="(B, H, Tq, Tk)")
-    check_close(got_output, output, f"{case.label()}: the output", dtype=case.dtype, where=seen, dims="(B, H, Tq, Dh)")
+    check_close(got_weights, weights, f"{case.label()}: the weights", dtype=case.dtype, where=seen, dims="(B, H, Tq, Tk)",
+                causes=lambda: case_causes(case)[0])
+    check_close(got_output, output, f"{case.label()}: the output", dtype=case.dtype, where=seen, dims="(B, H, Tq, Dh)",
+                causes=lambda: case_causes(case)[1])
 
 
 @points(1, "scaled_dot_product_attention must return a pair: output (B, H, Tq, Dh) and weights (B, H, Tq, Tk).")
@@ -152,7 +233,7 @@ def test_sdpa_weights_rows_sum_to_one(student, case):
     (q, k, v), kwargs, allowed, seen, *_ = attention_case(case)
     _, weights = as_pair(student.scaled_dot_product_attention(q, k, v, **kwargs), case.label(), "output", "weights")
     check_shape(as_tensor(weights, "the weights"), (case.B, case.H, case.Tq, case.Tk), "the weights", "(B, H, Tq, Tk)")
-    check_rows_sum_to_one(weights, seen[..., 0])
+    check_rows_sum_to_one(weights, seen[..., 0], head_width=case.Dh)
 
 
 @points(2, "Without a mask, the output and weights must equal softmax(q kᵀ / √Dh) v and its softmax.")
@@ -223,7 +304,12 @@ def test_sdpa_dtype(student, case):
 def test_repeat_kv(student, B, Hkv, n_rep, T, Dh):
     x = randn(70 + B + Hkv + n_rep, B, Hkv, T, Dh)
     check_close(student.repeat_kv(x, n_rep), library_repeat_kv(x, n_rep), f"repeat_kv(x {tuple(x.shape)}, n_rep={n_rep})",
-                dims="(B, Hkv * n_rep, T, Dh)")
+                dims="(B, Hkv * n_rep, T, Dh)", causes=repeat_causes(x, n_rep))
+
+
+def repeat_causes(x: torch.Tensor, n_rep: int) -> list[Cause]:
+    return [Cause("the heads are tiled (k0 k1 k0 k1, what x.repeat gives): query head h needs key/value head h // n_rep, "
+                  "so repeat each head in place (k0 k0 k1 k1): x.repeat_interleave(n_rep, dim=1).", x.repeat(1, n_rep, 1, 1))]
 
 
 @points(1, "repeat_kv must work for SmolLM2's grouping and any dtype.", hidden=True)
@@ -231,7 +317,7 @@ def test_repeat_kv(student, B, Hkv, n_rep, T, Dh):
 def test_repeat_kv_hidden(student, B, Hkv, n_rep, T, Dh, dtype):
     x = randn(75 + n_rep, B, Hkv, T, Dh, dtype=dtype)
     check_close(student.repeat_kv(x, n_rep), library_repeat_kv(x, n_rep), f"repeat_kv(x {tuple(x.shape)}, n_rep={n_rep})",
-                dims="(B, Hkv * n_rep, T, Dh)")
+                dims="(B, Hkv * n_rep, T, Dh)", causes=repeat_causes(x, n_rep))
 
 
 # --- self-attention in a real layer ---------------------------------------------------------------
@@ -247,6 +333,40 @@ HIDDEN_SENTENCES = (
     "Grouped-query attention shares each key and value head among several query heads, shrinking the cache.",
     "Seven, thirteen and thirty-seven are odd sizes.",
 )
+
+
+def self_attention64(hidden, mask, projections, H: int, *, split: str = "transpose", **options) -> torch.Tensor:
+    """(B, T, D), (B, T) -> (B, T, D) in float64: the projections, H heads, :func:`attention64` with ``options``, merged.
+
+    ``split="reshape"`` cuts the heads with a reshape alone (and merges them back the same way).
+    """
+    x = hidden.double()
+    B, T, D = x.shape
+    q, k, v = (x @ p.weight.double().T + p.bias.double() for p in projections)  # (B, T, D) each
+
+    def heads(t):
+        return t.view(B, T, H, D // H).transpose(1, 2) if split == "transpose" else t.reshape(B, H, T, D // H)
+
+    context, _ = attention64(heads(q), heads(k), heads(v), mask, **options)  # (B, H, T, Dh)
+    return context.transpose(1, 2).reshape(B, T, D) if split == "transpose" else context.reshape(B, T, D)
+
+
+@cached
+def self_attention_causes(key: tuple) -> list[Cause]:
+    """What the known mistakes give on a self-attention case (``key`` names it: ("minilm", layer, sentences) or ("small",))."""
+    hidden, mask, projections, H, expected = minilm_layer_case(*key[1:]) if key[0] == "minilm" else small_layer_case()
+    D = hidden.shape[-1]
+    mistakes = ((dict(scale=D ** 0.5), f"the scores are divided by √D (the model width, {D}) instead of √Dh (the head "
+                                       f"width, D / num_heads = {D // H}): each head uses its own width."),
+                (dict(split="reshape"), "the heads are split (and merged) with a reshape alone, which mixes tokens into "
+                                        "heads: reshape to (B, T, H, Dh), then transpose(1, 2)."),
+                ) + MISTAKES
+    causes = []
+    for options, hint in mistakes:
+        wrong = self_attention64(hidden, mask, projections, H, **options)
+        if not torch.allclose(wrong, expected.double(), atol=1e-6):
+            causes.append(Cause(hint, wrong))
+    return causes
 
 
 @cached
@@ -268,7 +388,10 @@ def minilm_layer_case(layer_index: int, sentences: tuple[str, ...]):
     finally:
         handle.remove()
     projections = [Linear(p.weight.detach().clone(), p.bias.detach().clone()) for p in (module.query, module.key, module.value)]
-    return captured["hidden_states"], batch["attention_mask"], projections, model.config.num_attention_heads, captured["output"]
+    heads = model.config.num_attention_heads
+    ours = self_attention64(captured["hidden_states"], batch["attention_mask"], projections, heads)
+    torch.testing.assert_close(ours.float(), captured["output"])  # the variants' base is the layer itself
+    return captured["hidden_states"], batch["attention_mask"], projections, heads, captured["output"]
 
 
 @points(2, "self_attention must equal the output of a MiniLM layer's own self-attention (before its output projection).")
@@ -276,7 +399,8 @@ def minilm_layer_case(layer_index: int, sentences: tuple[str, ...]):
 def test_self_attention_minilm(student, layer):
     hidden, mask, (query, key, value), heads, expected = minilm_layer_case(layer, SENTENCES)
     got = student.self_attention(hidden, mask, query, key, value, heads)
-    check_close(got, expected, f"self_attention on MiniLM layer {layer} (3 padded sentences, {heads} heads)", dims="(B, T, D)")
+    check_close(got, expected, f"self_attention on MiniLM layer {layer} (3 padded sentences, {heads} heads)", dims="(B, T, D)",
+                causes=lambda: self_attention_causes(("minilm", layer, SENTENCES)))
 
 
 @points(1, "self_attention must match every MiniLM layer, on other sentences.", hidden=True)
@@ -284,7 +408,8 @@ def test_self_attention_minilm(student, layer):
 def test_self_attention_minilm_hidden(student, layer):
     hidden, mask, (query, key, value), heads, expected = minilm_layer_case(layer, HIDDEN_SENTENCES)
     got = student.self_attention(hidden, mask, query, key, value, heads)
-    check_close(got, expected, f"self_attention on MiniLM layer {layer} (4 padded sentences, {heads} heads)", dims="(B, T, D)")
+    check_close(got, expected, f"self_attention on MiniLM layer {layer} (4 padded sentences, {heads} heads)", dims="(B, T, D)",
+                causes=lambda: self_attention_causes(("minilm", layer, HIDDEN_SENTENCES)))
 
 
 @cached
@@ -309,7 +434,8 @@ def small_layer_case():
 def test_self_attention_other_sizes(student):
     hidden, mask, (query, key, value), heads, expected = small_layer_case()
     got = student.self_attention(hidden, mask, query, key, value, heads)
-    check_close(got, expected, "self_attention with D = 35, 5 heads", dtype=torch.float32, dims="(B, T, D)")
+    check_close(got, expected, "self_attention with D = 35, 5 heads", dtype=torch.float32, dims="(B, T, D)",
+                causes=lambda: self_attention_causes(("small",)))
 
 
 def prepare(tests) -> None:
