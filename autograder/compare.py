@@ -169,11 +169,15 @@ def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | 
     if bad.any():
         flat = int(error.flatten().argmax())
         at = _index(flat, error.shape)
+        cause = likely_cause(actual, causes, tolerance, where)
+        if not cause and dtype == torch.float64 and not _outside(actual, expected, TOLERANCES[torch.float32], where).any():
+            cause = (" Likely cause: the errors are the size of float32 rounding: keep float64 inputs in float64 "
+                     "(compute in torch.promote_types(x.dtype, torch.float32) rather than with .float()).")
         raise Mismatch(
             f"{name}: wrong values; the largest difference is {error.flatten()[flat]:.3g}, at index "
             f"{at} (yours {got.flatten()[flat]:.6g}, expected {want.flatten()[flat]:.6g}); {int(bad.sum())} of "
             f"{bad.numel()} values are outside the tolerance (atol {tolerance.atol:g}, rtol {tolerance.rtol:g} "
-            f"for {str(dtype).replace('torch.', '')})." + likely_cause(actual, causes, tolerance, where)
+            f"for {str(dtype).replace('torch.', '')})." + cause
         )
     return actual
 

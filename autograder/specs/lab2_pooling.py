@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.compare import Mismatch, as_tensor, check_close, check_shape
+from autograder.compare import Cause, Mismatch, as_tensor, check_close, check_shape
 from autograder.spec import Lab, cached, course_model, parametrize, points
 from autograder.wire import Ref
 from book.labcheck import LONG_TEXT, TEXTS
@@ -75,7 +75,22 @@ MAX_CASES = {
     "left-padding": dict(seed=92, lengths=(2, 9, 5), T=9, D=37, side="left", negative=True),
     "padding-inf": dict(seed=93, lengths=(3, 7), T=7, D=11, padding=float("inf")),
     "bfloat16": dict(seed=94, lengths=(7, 3, 5), T=7, D=13, dtype=torch.bfloat16, negative=True),
+    "all-padding-row": dict(seed=95, lengths=(4, 0, 7), T=7, D=13, negative=True),
 }
+
+
+def pooling_causes(function: str, hidden: torch.Tensor, mask: torch.Tensor) -> list[Cause]:
+    """What the known mistakes of mean or max pooling give on these states (B, T, D) and mask (B, T)."""
+    x = hidden.double()
+    real = mask.bool()[..., None]  # (B, T, 1)
+    if function == "mean_pool":
+        summed = torch.where(real, x, 0.0).sum(dim=1)  # (B, D)
+        return [Cause("the padding is averaged in: sum and count only the positions where attention_mask is 1.", x.mean(dim=1)),
+                Cause("the sum of the real tokens is divided by the sequence length T, not by the number of real tokens "
+                      "(attention_mask.sum(dim=1)).", summed / x.shape[1])]
+    return [Cause("the padding values won the max: replace the padding positions by -inf before taking it.", x.amax(dim=1)),
+            Cause("the padding was set to 0 (a product with the mask), and 0 beats every real value here, which are all "
+                  "negative: fill the padding with -inf instead.", (x * real).amax(dim=1))]
 
 
 def check_pool(student, function: str, name: str, cases: dict) -> None:
@@ -83,7 +98,8 @@ def check_pool(student, function: str, name: str, cases: dict) -> None:
     hidden, mask, truths = pooling_case(*_key(spec))
     text = describe(function, hidden, spec["lengths"], spec.get("side", "right"), spec.get("padding", 1e3))
     got = getattr(student, function)(hidden, mask)
-    check_close(got, truths[function.split("_")[0]], text, dtype=hidden.dtype, dims="(B, D)")
+    check_close(got, truths[function.split("_")[0]], text, dtype=hidden.dtype, dims="(B, D)",
+                causes=lambda: pooling_causes(function, hidden, mask))
 
 
 def _key(spec: dict) -> tuple:
@@ -128,6 +144,12 @@ def test_max_pool_hidden(student, name):
     check_pool(student, "max_pool", name, MAX_CASES)
 
 
+@points(1, "max_pool must give zeros, not -inf, for a sequence with no real token.", hidden=True)
+@parametrize("name", ["all-padding-row"])
+def test_max_pool_all_padding(student, name):
+    check_pool(student, "max_pool", name, MAX_CASES)
+
+
 # --- sentence embeddings --------------------------------------------------------------------------
 
 
@@ -162,9 +184,64 @@ def expected_embeddings(texts: tuple[str, ...]) -> torch.Tensor:
     return expected
 
 
+@cached
+def embedding_causes(texts: tuple[str, ...], batch_size: int) -> list[Cause]:
+    """What the known mistakes of embed_sentences give on ``texts`` in batches of ``batch_size``."""
+    from solutions.pooling import MAX_SEQ_LENGTH, max_pool, mean_pool
+
+    tokenizer, model = course_model("encoder")
+    rows = {"unnormalised": [], "cls": [], "max": [], "untruncated": [], "padded": []}
+    with torch.no_grad():
+        for text in texts:
+            batch = tokenizer([text], truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state.double()  # (1, T, D)
+            rows["unnormalised"].append(mean_pool(hidden, batch["attention_mask"])[0])
+            rows["cls"].append(hidden[0, 0])
+            rows["max"].append(max_pool(hidden, batch["attention_mask"])[0])
+            whole = tokenizer([text], truncation=True, return_tensors="pt")  # the tokenizer's own limit: 512
+            rows["untruncated"].append(mean_pool(model(**whole).last_hidden_state.double(), whole["attention_mask"])[0])
+        for start in range(0, len(texts), batch_size):  # the padding depends on the batch
+            padded = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+                               max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+            rows["padded"] += list(model(**padded).last_hidden_state.double().mean(dim=1))  # padding included
+    unit = {name: torch.nn.functional.normalize(torch.stack(vectors), dim=-1) for name, vectors in rows.items()}
+    return [
+        Cause("the vectors point the right way but are not scaled to length 1: finish with "
+              "torch.nn.functional.normalize(x, dim=-1).", torch.stack(rows["unnormalised"]).float()),
+        Cause("the padding tokens of each batch are averaged in: pool with the attention mask (your mean_pool).",
+              unit["padded"].float()),
+        Cause("these are the first token's states ([CLS]): sentence-transformers averages the states of the real tokens.",
+              unit["cls"].float()),
+        Cause("these vectors are max-pooled: all-MiniLM-L6-v2 averages (mean-pools) the real tokens.", unit["max"].float()),
+        Cause("the text was cut at the tokenizer's limit of 512 tokens or not at all: this model's sentence-transformers "
+              "configuration cuts at 256 (truncation=True, max_length=256).", unit["untruncated"].float()),
+    ]
+
+
+def order_hint(got: torch.Tensor, expected: torch.Tensor) -> str:
+    """When the rows of ``got`` (N, D) are the expected vectors in another order, say which row holds which text."""
+    if got.shape != expected.shape or got.shape[0] < 2:
+        return ""
+    distance = torch.cdist(got.double(), expected.double())  # (N, N)
+    match = distance.argmin(dim=1)  # (N,): the expected row each of yours is closest to
+    close = distance.gather(1, match[:, None]).squeeze(1) <= 1e-4
+    if not bool(close.all()) or sorted(match.tolist()) != list(range(len(match))) or match.tolist() == list(range(len(match))):
+        return ""
+    first = int((match != torch.arange(len(match))).nonzero()[0])
+    return (f" Likely cause: the rows are the right vectors in another order (row {first} holds the embedding of text "
+            f"{int(match[first])}): return them in the order of the input texts, e.g. undo a sort by length.")
+
+
 def check_embeddings(student, texts: tuple[str, ...], batch_size: int, what: str) -> torch.Tensor:
     got = student.embed_sentences(list(texts), TOKENIZER, MODEL, batch_size=batch_size)
-    return check_close(got, expected_embeddings(texts), f"embed_sentences({what}, batch_size={batch_size})", dims="(N, D)")
+    expected = expected_embeddings(texts)
+    try:
+        return check_close(got, expected, f"embed_sentences({what}, batch_size={batch_size})", dims="(N, D)",
+                           causes=lambda: embedding_causes(texts, batch_size))
+    except Mismatch as mismatch:
+        if "Likely cause" in str(mismatch):
+            raise
+        raise Mismatch(f"{mismatch}{order_hint(got, expected)}") from None
 
 
 @points(2, "embed_sentences must reproduce sentence-transformers' encode for all-MiniLM-L6-v2, in input order.")
@@ -178,7 +255,7 @@ def test_embed_sentences_unit_length(student):
     check_shape(got, expected_embeddings(tuple(TEXTS)).shape, "embed_sentences(...)", "(N, D)")
     norms = got.double().norm(dim=-1)  # (N,)
     worst = int((norms - 1).abs().argmax())
-    if abs(float(norms[worst]) - 1) > 1e-4:
+    if not bool(torch.isfinite(norms).all()) or abs(float(norms[worst]) - 1) > 1e-4:
         raise Mismatch(f"Row {worst} of the embeddings has length {float(norms[worst]):.4g}: scale each row to length 1 "
                        "(torch.nn.functional.normalize(x, dim=-1)).")
 

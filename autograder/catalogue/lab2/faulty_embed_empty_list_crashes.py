@@ -1,0 +1,40 @@
+"""embed_sentences([]) crashes in torch.cat instead of returning an empty (0, D) tensor.
+
+fails: embed_sentences_empty
+says: torch.cat
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T, D), mask (B, T) -> (B, D)."""
+    mask = attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
+    states = hidden_states.to(torch.promote_types(hidden_states.dtype, torch.float32))  # float64 stays float64
+    total = torch.where(mask, states, 0.0).sum(dim=1)  # (B, D)
+    count = mask.sum(dim=1).clamp(min=1)  # (B, 1): no division by zero for an empty row
+    pooled = total / count
+    return pooled.to(hidden_states.dtype)
+
+
+def max_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T, D), mask (B, T) -> (B, D)."""
+    mask = attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
+    best = hidden_states.masked_fill(~mask, float("-inf")).max(dim=1).values  # (B, D)
+    return torch.where(mask.any(dim=1), best, torch.zeros_like(best))  # empty rows: zeros
+
+
+@torch.no_grad()
+def embed_sentences(texts: list[str], tokenizer, model, batch_size: int = 32) -> Tensor:
+    """N texts -> (N, D) unit vectors."""
+    order = list(range(len(texts)))
+    out = []
+    for i in range(0, len(texts), batch_size):
+        chunk = [texts[j] for j in order[i:i + batch_size]]
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state  # (b, T, D)
+        vectors = mean_pool(hidden, enc["attention_mask"])  # (b, D)
+        out.append(F.normalize(vectors, dim=-1))
+    return torch.cat(out)
