@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autograder.compare import Mismatch, check_close
+from autograder.compare import Cause, Mismatch, check_close
 from autograder.spec import Lab, cached, course_model, parametrize, points
 from autograder.wire import Ref
 
@@ -72,11 +72,20 @@ def expectation(name: str) -> dict:
     existing = {s: p[0] for s, p in pieces.items() if len(p) == 1}  # already one token: not added
     new = [s for s in dict.fromkeys(case.strings) if s not in existing]
     means = {s: weight[torch.tensor(pieces[s])].double().mean(dim=0) for s in new}  # (D,) each
+    average = weight.double().mean(dim=0)  # (D,): the mean of every row, a common but different initialisation
+    causes = {s: [Cause("the row is all zeros: set it to the mean of the rows of the pieces the string was split into.",
+                        torch.zeros_like(means[s])),
+                  Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "
+                        "default), not the mean of the rows of this string's own pieces.", average),
+                  Cause(f"the row is the row of its first piece ({pieces[s][0]}): average the rows of all its pieces "
+                        f"{pieces[s]}.", weight[pieces[s][0]].double()),
+                  Cause("the row is the sum of its pieces' rows: divide by their number (take the mean).",
+                        weight[torch.tensor(pieces[s])].double().sum(dim=0))] for s in new}
     generator = torch.Generator().manual_seed(len(name))
     sample = sorted({0, old - 1, *torch.randint(0, old, (32,), generator=generator).tolist(),
                      *[i for s in new for i in pieces[s]]})
     return {"old": old, "width": weight.shape[1], "pieces": pieces, "existing": existing, "new": new, "means": means,
-            "sample": sample, "old_rows": weight[torch.tensor(sample)]}
+            "causes": causes, "sample": sample, "old_rows": weight[torch.tensor(sample)]}
 
 
 def add(student, name: str):
@@ -193,9 +202,16 @@ def check_new_rows(student, name: str) -> None:
         if token_id not in rows:
             raise Mismatch(f"{case.label()}: there is no embedding row {token_id} for {s!r}: resize the embeddings to "
                            "len(tokenizer).")
-        check_close(rows[token_id], expected["means"][s],
-                    f"{case.label()}: the row of {s!r} (the mean of the rows of its pieces {expected['pieces'][s]})",
-                    dtype=rows[token_id].dtype, dims="(D,)")
+        try:
+            check_close(rows[token_id], expected["means"][s],
+                        f"{case.label()}: the row of {s!r} (the mean of the rows of its pieces {expected['pieces'][s]})",
+                        dtype=rows[token_id].dtype, dims="(D,)", causes=expected["causes"][s])
+        except Mismatch as mismatch:
+            if "Likely cause" in str(mismatch):
+                raise
+            raise Mismatch(f"{mismatch} Likely cause: the row is none of the usual mistakes (zeros, the matrix's mean, "
+                           "one piece's row) and looks random, as resize_token_embeddings leaves new rows: after resizing, "
+                           "set it from the pieces the string was split into before it was added.") from None
 
 
 @points(1, "SmolLM2's output head must stay tied to the input embeddings, with the same new rows.")

@@ -1,0 +1,27 @@
+"""special=True ignored: the strings are added as ordinary tokens, so decoding with skip_special_tokens keeps them.
+
+fails: special_tokens special_tokens_minilm
+says: still shows them
+"""
+
+import torch
+
+
+def add_tokens(tokenizer, model, new_tokens, special=False):
+    """list of N strings -> list of N ids; the (V, D) embeddings grow to (len(tokenizer), D)."""
+    pieces = {s: tokenizer.encode(s, add_special_tokens=False) for s in new_tokens}  # before anything is added
+    ids, added = [], {}
+    for s in new_tokens:
+        if len(pieces[s]) == 1 and pieces[s][0] != tokenizer.unk_token_id:
+            ids.append(pieces[s][0])  # already a single token
+            continue
+        tokenizer.add_tokens([s])
+        token_id = tokenizer.convert_tokens_to_ids(s)
+        ids.append(token_id)
+        added[token_id] = pieces[s]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = model.get_input_embeddings().weight  # (V', D)
+    with torch.no_grad():
+        for token_id, piece_ids in added.items():
+            weight[token_id] = weight[piece_ids].mean(dim=0)  # the mean of the rows it used to be split into
+    return ids
