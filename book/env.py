@@ -47,11 +47,18 @@ class EnvReport:
         width = max(len(key) for key, _ in self.rows())
         return "\n".join(f"{key:<{width}}  {value}" for key, value in self.rows())
 
+    def summary(self) -> str:
+        """One line: the device, the two main libraries and the profile."""
+        return (f"{self.device} · torch {self.versions.get('torch')} · transformers {self.versions.get('transformers')} "
+                f"· profile {self.profile}")
+
     def _repr_html_(self) -> str:
+        # One line on the page, the whole table a click away: it opens every page, so it stays short.
         from html import escape
 
         cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in self.rows())
-        return f'<table class="env-report"><caption>Where this page was executed</caption>{cells}</table>'
+        return (f'<details class="env-report"><summary>Where this page was executed: {escape(self.summary())}</summary>'
+                f"<table>{cells}</table></details>")
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))

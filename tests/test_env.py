@@ -23,7 +23,9 @@ def test_report_names_device_versions_and_profile(monkeypatch):
         assert package in text
     assert report.profile == "large" and "smollm2-1.7b-instruct" in text
     html = report._repr_html_()
-    assert html.startswith("<table") and "Where this page was executed" in html
+    assert html.startswith('<details class="env-report">') and "Where this page was executed" in html
+    assert report.summary() in html and expected_device in report.summary()  # the one line shown closed
+    assert all(f"<th>{key}</th>" in html for key, _ in report.rows())  # the whole table a click away
 
 
 def test_device_is_the_gpu_when_there_is_one():

@@ -113,3 +113,13 @@ def test_unknown_model_name_lists_the_registry():
 def test_offline_mode_means_hub_unreachable(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert models._hub_reachable() is False
+
+
+def test_the_weights_note_names_the_gguf_origin_only_for_a_converted_checkpoint(monkeypatch):
+    from book.models import Resolved
+
+    monkeypatch.setattr(models, "resolve", lambda name: Resolved("smollm2-135m-instruct", "/cache/x", "converted GGUF"))
+    note = models.weights_note("decoder")
+    assert "dequantized from the 4-bit GGUF file" in note and "SmolLM2-135M-Instruct.Q4_1.gguf" in note
+    monkeypatch.setattr(models, "resolve", lambda name: Resolved("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "hub"))
+    assert models.weights_note("decoder") == ""
