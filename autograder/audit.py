@@ -333,7 +333,8 @@ def audit(entries: list[Entry] | None = None, grader: Grader | None = None, work
         grader.start()
         protections = grader.protections
         for lab in labs:
-            rows += _audit_lab(grader, lab, [e for e in entries if e.lab == lab], workspace / lab, protections, jobs)
+            rows += _audit_lab(grader, lab, [e for e in entries if e.lab == lab], workspace / f"llm-grade-audit-{lab}",
+                               protections, jobs)
     finally:
         if own:
             grader.close()
@@ -437,13 +438,14 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
         return "\n".join(lines)
-    widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
-    widths[1] = min(widths[1], 60)
-    lines = []
-    for row in [header] + body:
-        cells = [str(c)[:widths[i]].ljust(widths[i]) if i < len(row) - 1 else str(c) for i, c in enumerate(row)]
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
+    limits = (48, 56, 64, 40, 8)  # the widest a column gets in a terminal; longer text ends in "..."
+
+    def fit(text, width):
+        return text if len(text) <= width else text[:width - 3] + "..."
+
+    body = [[fit(str(c), limits[i]) for i, c in enumerate(row)] for row in body]
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in [header] + body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--jobs", type=int, default=2, help="submissions graded side by side (default 2)")
     parser.add_argument("--keep", type=Path, help="keep the class folders and results in this folder")
+    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
+                        help="grade inside bubblewrap where it can start (auto), only there, or with process-level "
+                             "limits only (none: the entries that need the sandbox are reported as not run)")
     args = parser.parse_args(argv)
     try:
         labs = specs.select(args.lab)
@@ -463,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS) as grader:
+    with Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
         rows = audit(entries, grader, args.keep, args.jobs)
         protections = grader.protections
     if args.json:

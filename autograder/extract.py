@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SUFFIXES = (".ipynb", ".py")
@@ -67,6 +67,7 @@ class Submission:
     sources: dict  # cleaned source of each cell by filename, for tracebacks with source lines
     notes: tuple[str, ...]
     sha256: str
+    unparsed: dict = field(default_factory=dict)  # name -> why: what cells that are not valid Python seem to define
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -129,6 +130,7 @@ def _classify(node: ast.stmt, imported: set[str]) -> tuple[str, tuple[str, ...]]
 def from_cells(cells: list[str], path: str, sha256: str, filename: str | None = None) -> Submission:
     """The submission made of these code cells (``filename``: one name for every cell, for a plain .py file)."""
     chunks, sources, notes = [], {}, []
+    unparsed: dict[str, str] = {}
     imported: set[str] = set()
     ignored = 0
     for number, raw in enumerate(cells, start=1):
@@ -143,8 +145,10 @@ def from_cells(cells: list[str], path: str, sha256: str, filename: str | None = 
             tree = ast.parse(source, filename=name)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:  # too deeply nested: not Python either
             where = f", line {error.lineno}" if getattr(error, "lineno", None) else ""
-            notes.append(f"{name} was skipped: it is not valid Python ({type(error).__name__}: "
-                         f"{getattr(error, 'msg', error)}{where}); fix it if it defines a graded function.")
+            why = f"{type(error).__name__}: {getattr(error, 'msg', error)}{where}"
+            notes.append(f"{name} was skipped: it is not valid Python ({why}); fix it if it defines a graded function.")
+            for defined in re.findall(r"^(?:async\s+)?(?:def|class)\s+(\w+)", source, re.MULTILINE):
+                unparsed.setdefault(defined, f"{name}, which is not valid Python ({why})")
             continue
         sources[name] = source
         lines = source.splitlines()
@@ -162,8 +166,12 @@ def from_cells(cells: list[str], path: str, sha256: str, filename: str | None = 
     if ignored:
         notes.append(f"{ignored} top-level statement(s) that are not imports, definitions or constants "
                      "(model loading, exploration, checks) were not run by the grader.")
-    submission = Submission(path, tuple(chunks), sources, tuple(notes), sha256)
+    submission = Submission(path, tuple(chunks), sources, tuple(notes), sha256, unparsed)
     if not submission.functions:
+        if unparsed:  # the functions are there, in code that does not parse
+            where = next(iter(unparsed.values()))
+            raise SubmissionError(f"{Path(path).name} defines no function the grader can run: they are in {where}. "
+                                  "Fix the error, run the cell to check, and submit again.")
         raise SubmissionError(f"{Path(path).name} defines no function the grader can find: submit the lab "
                               "notebook with your functions defined at the top level of its code cells.")
     return submission

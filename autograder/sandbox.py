@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -329,6 +330,7 @@ class Session:
         self.submission = submission
         self.workdir = tempfile.mkdtemp(prefix="llm-grade-", dir=sandbox.workroot)
         self.notes: list[str] = []
+        self.skipped: dict[str, str] = {}  # name -> why its statement was skipped at load
         self.defined: list[str] = []
         self.spent = 0.0  # seconds of student code so far (loads and calls)
         self._child: tuple[int, socket.socket] | None = None
@@ -363,8 +365,11 @@ class Session:
             for note in reply["notes"]:
                 chunk = self.submission.chunks[note["chunk"]]
                 first = chunk.source.strip().splitlines()[0][:60]
-                self.notes.append(f"{chunk.filename}, line {chunk.line}: `{first}` was skipped: "
-                                  f"{_one_line(note, self.limits)}")
+                why = _one_line(note, self.limits)
+                self.notes.append(f"{chunk.filename}, line {chunk.line}: `{first}` was skipped: {why}")
+                for name in chunk.names:
+                    self.skipped.setdefault(name, f"{chunk.filename}, line {chunk.line}, was skipped while loading your "
+                                                  f"code ({why})")
             self._skip = set(reply["failed"])  # indices into all the chunks: the first load sends every one
             self.defined = reply["defined"]
             self._first_load = False
@@ -538,6 +543,11 @@ def _feedback(function: str, error: dict, session: Session, seconds: float) -> s
     kind = error.get("kind")
     limits = session.limits
     if kind == "missing":
+        if function in session.skipped:
+            return f"`{function}` is not defined: its definition in {session.skipped[function]}."
+        if function in session.submission.unparsed:
+            return (f"`{function}` is not defined: it is in {session.submission.unparsed[function]}, so the grader "
+                    "skipped that cell. Fix the error and run the cell to check.")
         return (f"`{function}` is not defined in your submission: define it at the top level of a code cell "
                 "(the grader runs only imports, functions, classes and constants).")
     if kind == "not_implemented":
@@ -554,8 +564,12 @@ def _feedback(function: str, error: dict, session: Session, seconds: float) -> s
     trace = "\n".join(error.get("traceback", []))
     hint = ""
     if error.get("type") == "NameError":
-        hint = ("\nHint: the grader runs only your imports, functions, classes and constants; a graded function "
-                "must not use variables created in other cells (pass them as arguments or define them inside).")
+        missing = re.search(r"name '(\w+)' is not defined", trace)
+        if missing and missing.group(1) in session.skipped:
+            hint = f"\nHint: `{missing.group(1)}` is not defined because its statement in {session.skipped[missing.group(1)]}."
+        else:
+            hint = ("\nHint: the grader runs only your imports, functions, classes and constants; a graded function "
+                    "must not use variables created in other cells (pass them as arguments or define them inside).")
     if error.get("type") in ("ModuleNotFoundError", "ImportError") and "cannot be imported while grading" in trace:
         hint = "\nHint: the grader's packages (solutions, autograder) are not available to submissions."
     prefix = "Inspecting the arguments after " if kind == "observe" else ""

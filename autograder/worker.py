@@ -14,8 +14,9 @@ lives in two forms:
   data), ``exit``. Before any student code runs it caps its address space, CPU time and file
   sizes (``setrlimit``), moves to an empty working folder (also its ``TMPDIR``), sends stdout
   and stderr to a file, becomes ``nobody`` when the grader runs as root (if ``nobody`` can read
-  the Python installation, see :func:`can_drop_privileges`; then also at most
-  :data:`MAX_PROCESSES` processes, and a memory other children cannot read), and blocks
+  the Python installation, see :func:`can_drop_privileges`; then a user id of its own from
+  :data:`CHILD_UIDS`, so that children cannot signal or read each other, at most
+  :data:`MAX_PROCESSES` processes, and a memory nobody else can read), and blocks
   ``import solutions`` and ``import autograder``.
 
 The zygote also answers ``status`` (how a child ended) and ``kill`` (a child's process group:
@@ -51,8 +52,11 @@ from autograder import wire
 BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not import
 # Imported by the zygote so that a submission importing them does not pay for it in every child.
 COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "matplotlib.pyplot")
-NOBODY = 65534  # the unprivileged user a child becomes when the grader runs as root
-MAX_PROCESSES = 512  # processes and threads `nobody` may have at once (a fork bomb stops there)
+NOBODY = 65534  # the user whose rights a child gets when the grader runs as root
+# Each child gets a user id of its own with nobody's rights (no name, no groups, no files), so that a
+# submission cannot signal, trace or read the files of another submission graded at the same time.
+CHILD_UIDS = range(10_000_000, 10_060_000)
+MAX_PROCESSES = 256  # processes and threads one child's user may have at once (a fork bomb stops there)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 
 
@@ -180,6 +184,7 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
 
     statuses: dict[int, dict] = {}
     children: set[int] = set()
+    forked = 0
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
     def reap():
@@ -215,6 +220,9 @@ def serve_zygote(control: socket.socket, objects: dict, unprivileged: bool) -> N
             return
         request = json.loads(data)
         if request["op"] == "fork":
+            uid = CHILD_UIDS[forked % len(CHILD_UIDS)]  # not reused soon: what a child leaves behind is gone by then
+            forked += 1
+            request["uid"] = uid
             pid = os.fork()
             if pid == 0:
                 try:
@@ -259,13 +267,14 @@ def _confine(request: dict) -> None:
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True, errors="replace")
 
     if request["unprivileged"]:  # never run student code as root when it can be avoided
-        os.chown(os.path.join(workdir, "output.txt"), NOBODY, NOBODY)
-        os.chown(workdir, NOBODY, NOBODY)  # last: root without CAP_DAC_OVERRIDE cannot enter it after
+        uid = request["uid"]
+        os.chown(os.path.join(workdir, "output.txt"), uid, uid)
+        os.chown(workdir, uid, uid)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
         os.environ["HOME"] = workdir
-        _prctl(PR_SET_DUMPABLE, 0)  # other children (also nobody) cannot read its memory or /proc entries
+        _prctl(PR_SET_DUMPABLE, 0)  # its memory and /proc entries stay unreadable, whatever it runs
         resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
     os.environ["TMPDIR"] = workdir  # tempfile writes into its own folder, not a /tmp shared with others
     tempfile.tempdir = None
