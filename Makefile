@@ -13,14 +13,17 @@ install: $(STAMP)
 
 ## Build the HTML book into _build/html, executing every page (stale outputs are cleared first).
 book: $(STAMP)
+	bash scripts/setup_sandbox.sh
 	$(PY) -m book.build
 
-## Run the test suite (fast; the full book build is its own step: make test-book).
+## Run the test suite (fast; the full book build is its own step: make test-book). Installs bubblewrap for the grader's sandbox.
 test: $(STAMP)
+	bash scripts/setup_sandbox.sh
 	$(PY) -m pytest
 
 ## Build the whole book from a clean checkout (fail if any cell errors), then test the site in Chromium.
 test-book: $(STAMP)
+	bash scripts/setup_sandbox.sh
 	bash scripts/setup_browser.sh
 	$(PY) -m pytest -m book_build
 

@@ -171,7 +171,7 @@ def from_cells(cells: list[str], path: str, sha256: str, filename: str | None = 
         if unparsed:  # the functions are there, in code that does not parse
             where = next(iter(unparsed.values()))
             raise SubmissionError(f"{Path(path).name} defines no function the grader can run: they are in {where}. "
-                                  "Fix the error, run the cell to check, and submit again.")
+                                  "Fix the error (run the code once to check) and submit again.")
         raise SubmissionError(f"{Path(path).name} defines no function the grader can find: submit the lab "
                               "notebook with your functions defined at the top level of its code cells.")
     return submission
@@ -235,5 +235,7 @@ def _load_submission(path: Path) -> Submission:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     parts = _CELL_MARKER.split(text)  # jupytext percent format: grade it cell by cell
-    cells = [parts[0]] + [parts[i + 1] for i in range(1, len(parts) - 1, 2)] if len(parts) > 1 else [text]
+    if len(parts) == 1:  # no cells: a plain script that does not parse
+        return from_cells([text], str(path), sha256, filename=path.name)
+    cells = [parts[0]] + [parts[i + 1] for i in range(1, len(parts) - 1, 2)]
     return from_cells(cells, str(path), sha256)

@@ -100,6 +100,49 @@ def test_unreadable_notebooks_are_refused_with_the_fix(tmp_path, content, messag
         load_submission(path)
 
 
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    import resource
+    import time
+
+    from autograder import audit
+
+    path = tmp_path / "gina.ipynb"
+    {name: make for name, make, _ in audit.GENERATED}["hostile/huge_notebook.ipynb"](path)
+    assert path.stat().st_size > 100 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB
+    started = time.monotonic()
+    with pytest.raises(SubmissionError, match=r"gina.ipynb is 10\d MB, more than the 32 MB a submission may be: clear"):
+        load_submission(path)
+    assert time.monotonic() - started < 0.5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 << 10  # far less than the file's 100 MB
+
+
+def test_json_nested_too_deeply_is_refused_not_a_crash(tmp_path):
+    path = tmp_path / "hank.ipynb"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SubmissionError, match="nested too deeply to read"):
+        load_submission(path)
+    deep = tmp_path / "ivan.py"
+    deep.write_text("def f():\n    return " + "(" * 5000 + ")" * 5000 + "\n")
+    with pytest.raises(SubmissionError, match="not valid Python"):
+        load_submission(deep)
+
+
+def test_a_python_file_with_a_syntax_error_is_refused_with_the_error(tmp_path):
+    path = tmp_path / "judy.py"
+    path.write_text("import torch\n\ndef split_heads(x, num_heads)\n    return x\n")
+    with pytest.raises(SubmissionError, match=r"judy.py defines no function the grader can run: they are in judy.py, "
+                                              r"which is not valid Python \(SyntaxError: expected ':', line 3\)"):
+        load_submission(path)
+
+
+def test_functions_in_a_cell_that_does_not_parse_are_remembered(tmp_path):
+    submission = load_submission(notebook(tmp_path / "kim.ipynb", ["def split_heads(x, h):\n    return x",
+                                                                    "def repeat_kv(x, n:\n    return x"]))
+    assert submission.functions == ("split_heads",)
+    assert submission.unparsed["repeat_kv"].startswith("code cell 2, which is not valid Python (SyntaxError")
+
+
 def test_a_notebook_without_functions_is_refused(tmp_path):
     path = notebook(tmp_path / "erin.ipynb", ["import torch\nprint(torch.ones(2))", ("markdown", "def f(): pass")])
     with pytest.raises(SubmissionError, match="defines no function the grader can find"):

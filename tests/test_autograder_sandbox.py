@@ -1,18 +1,24 @@
-"""autograder.sandbox and autograder.worker: a submission that misbehaves fails its own tests and nothing else.
+"""autograder.sandbox, autograder.worker and autograder.isolation: a submission that misbehaves fails its own tests and nothing else.
 
-Each misbehaving submission below ends with per-test failures that say what happened, the
-grader keeps going, and the next submission is graded from a pristine worker.
+The catalogue (tests/test_autograder_catalogue.py) owns the list of hostile submissions
+(endless loops, memory bombs, exits, processes left running, writing the results, fake
+scores...). The tests here cover what a catalogue entry cannot: imports the worker refuses,
+what the sandbox hides and blocks (a file planted by the test, a server the test starts), the
+processes a submission leaves while it is being graded, and the sandbox's command line.
 """
 
 from __future__ import annotations
 
-import json
+import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from autograder.grade import Grader, grade_folder
+from autograder import audit, isolation
+from autograder.extract import load_submission
+from autograder.grade import Grader
 from autograder.sandbox import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,95 +60,6 @@ def test_solutions_and_the_grader_cannot_be_imported(grader, tmp_path):
     assert any('File "eve.py", line 2, in split_heads' in o for o in outputs(record, "split_heads"))  # their own traceback
 
 
-def test_a_submission_cannot_write_results_and_its_output_is_not_parsed(grader, tmp_path):
-    out = tmp_path / "results"
-    students = out / "students"
-    folder = tmp_path / "class"
-    folder.mkdir()
-    (folder / "alice.py").write_text((ROOT / "solutions" / "attention.py").read_text())  # graded first
-    write(folder, "mallory.py", (
-        "import json, os\n"
-        "def split_heads(x, num_heads):\n"
-        "    forged = {'student': 'mallory', 'score': 999, 'max_score': 1, 'labs': {}}\n"
-        f"    os.makedirs({str(students)!r}, exist_ok=True)\n"
-        "    for name in ('mallory', 'alice', 'zed'):  # its own result, another student's, a new one\n"
-        f"        with open(os.path.join({str(students)!r}, name + '.json'), 'w') as f:\n"
-        "            json.dump({**forged, 'student': name}, f)\n"
-        "    print(json.dumps({'score': 999, 'max_score': 999, 'tests': []}))\n"
-        "    return os.getcwd()\n"
-    ))
-    summary = grade_folder(folder, out, ["lab1"], progress=False, grader=grader)
-    record = json.loads((students / "mallory.json").read_text())
-    assert record["score"] == 0 and record["max_score"] == grader.max_score("lab1")
-    lab = record["labs"]["lab1"]
-    assert '"score": 999' in lab["output"]  # shown to the student, never read as a result
-    cwd = outputs(lab, "split_heads")[0].split("got a str ('")[1].split("'")[0]
-    assert Path(cwd).name.startswith("llm-grade-") and not Path(cwd).is_relative_to(ROOT)
-    alice = json.loads((students / "alice.json").read_text())
-    assert alice["score"] == alice["max_score"] == grader.max_score("lab1")
-    assert not (students / "zed.json").exists()
-    assert set(summary["restored"]) <= {"students/alice.json", "students/zed.json"}  # empty where the child is `nobody`
-    gradebook = (out / "gradebook.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in gradebook[1:]] == ["alice", "mallory"]
-    assert gradebook[2].startswith("mallory,0,")
-
-
-def test_exiting_the_process_fails_only_that_function(grader, tmp_path):
-    path = write(tmp_path, "exit.py", (
-        "import os, sys\n"
-        "def split_heads(x, num_heads):\n    os._exit(7)\n"
-        "def scaled_dot_product_attention(query, key, value, attention_mask=None, is_causal=False):\n    sys.exit(3)\n"
-        + CORRECT_MERGE
-    ))
-    record = grader.grade_lab("lab1", path, TIGHT)
-    assert all("exited while running `split_heads` (exit code 7)" in o for o in outputs(record, "split_heads"))
-    assert all("called sys.exit(3)" in o for o in outputs(record, "sdpa"))
-    assert passed(record, "merge_heads")  # graded in a fresh child after the first one died
-
-
-def test_an_endless_loop_reaches_the_time_limit_once(grader, tmp_path):
-    path = write(tmp_path, "loop.py", (
-        "def repeat_kv(x, n_rep):\n    while True:\n        pass\n"
-        "def split_heads(x, num_heads):\n"
-        "    while True:  # even an alarm-proof loop is stopped by the grader\n"
-        "        try:\n            while True:\n                pass\n        except BaseException:\n            pass\n"
-        + CORRECT_MERGE
-    ))
-    started = time.monotonic()
-    record = grader.grade_lab("lab1", path, TIGHT)
-    assert time.monotonic() - started < 20  # two time limits, not one per test
-    repeat = outputs(record, "repeat_kv")
-    assert "Time limit reached: `repeat_kv` ran longer than 1.5 s" in repeat[0]
-    assert all("reached the time limit in an earlier test" in o for o in repeat[1:])
-    assert "Time limit reached: running `split_heads` took longer than" in outputs(record, "split_heads")[0]
-    assert passed(record, "merge_heads")
-
-
-def test_a_huge_allocation_reaches_the_memory_limit(grader, tmp_path):
-    path = write(tmp_path, "hog.py", (
-        "import torch\n"
-        "def split_heads(x, num_heads):\n    hog = torch.ones(2**30, dtype=torch.float32)  # 4 GiB\n    return x\n"
-        + CORRECT_MERGE
-    ))
-    record = grader.grade_lab("lab1", path, TIGHT)
-    assert all("Memory limit reached: `split_heads` tried to allocate more than the 0.5 GiB" in o
-               for o in outputs(record, "split_heads"))
-    assert passed(record, "merge_heads")
-
-
-def test_one_submission_cannot_change_the_next_ones_results(grader, tmp_path):
-    vandal = write(tmp_path, "vandal.py", (
-        "import torch, builtins\n"
-        "def split_heads(x, num_heads):\n"
-        "    torch.softmax = torch.Tensor.softmax = lambda *a, **k: 0\n"
-        "    builtins.len = lambda x: 0\n"
-        "    return x\n"
-    ))
-    grader.grade_lab("lab1", vandal, TIGHT)
-    record = grader.grade_lab("lab1", ROOT / "solutions" / "attention.py")
-    assert record["score"] == record["max_score"], [t["output"] for t in record["tests"] if t["status"] != "passed"]
-
-
 def test_a_graded_function_using_another_cells_variable_is_told_why(grader, tmp_path):
     path = write(tmp_path, "globals.py", "device = 'cpu'\ndevice = torch_device()\ndef split_heads(x, num_heads):\n    return x.to(dev)\n")
     record = grader.grade_lab("lab1", path, TIGHT)
@@ -160,3 +77,130 @@ def test_a_top_level_statement_that_fails_or_hangs_is_skipped_with_a_note(grader
     assert "slow.py, line 2: `import not_a_module_anyone_has` was skipped: ModuleNotFoundError" in notes
     assert "slow.py, line 3: `FOREVER = next(i for i in iter(int, 1) if i)` was skipped: it ran longer than 2 s" in notes
     assert passed(record, "merge_heads")
+
+
+def test_the_sandbox_hides_the_solutions_the_hidden_tests_and_files_planted_outside(grader, tmp_path):
+    if not grader.protections.filesystem:
+        pytest.skip(f"no sandboxed filesystem here: {grader.protections.reason}")
+    planted = tmp_path / "another_student.py"
+    planted.write_text("SECRET = 'the answers of another student'\n")
+    paths = [planted, ROOT / "solutions" / "attention.py", ROOT / "autograder" / "specs" / "lab1_attention.py",
+             ROOT / "autograder" / "catalogue" / "lab1" / "correct_einsum.py"]
+    path = write(tmp_path, "snoop.py", (
+        "import os\n"
+        "def split_heads(x, num_heads):\n"
+        f"    found = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]\n"
+        "    if found:\n"
+        "        return open(found[0]).read()\n"
+        f"    seen = {{'repository': sorted(os.listdir({str(ROOT)!r})), 'specs': os.listdir({str(ROOT / 'autograder' / 'specs')!r})}}\n"
+        "    raise RuntimeError(f'nothing found, only {seen}')\n"
+        + CORRECT_MERGE
+    ))
+    assert all(p.exists() for p in paths)  # on the grader's side, they are all there
+    record = grader.grade_lab("lab1", path, TIGHT)
+    shown = outputs(record, "split_heads")[0]
+    assert "the answers of another student" not in shown and "RuntimeError: nothing found, only" in shown
+    listing = shown.split("'repository': ")[1].split("]")[0]
+    assert "'autograder'" in listing and "'book'" in listing  # what the worker needs, and nothing else of the course:
+    assert not any(f"'{name}'" in listing for name in ("solutions", "tests", "labs", "chapters", ".git"))
+    assert "'specs': []" in shown
+    assert passed(record, "merge_heads")
+
+
+def test_the_sandbox_has_no_network_not_even_the_graders_loopback(grader, tmp_path):
+    if not grader.protections.network:
+        pytest.skip(f"the network is not unshared here: {grader.protections.reason}")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.settimeout(0.2)
+    accepted = []
+
+    def serve():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not accepted:
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                pass
+
+    listener = threading.Thread(target=serve, daemon=True)
+    listener.start()
+    path = write(tmp_path, "leak.py", (
+        "import socket\n"
+        "def split_heads(x, num_heads):\n"
+        f"    with socket.create_connection(('127.0.0.1', {port}), timeout=5) as connection:\n"
+        "        connection.sendall(b'the inputs')\n"
+        "    return x\n"
+        + CORRECT_MERGE
+    ))
+    try:
+        record = grader.grade_lab("lab1", path, TIGHT)
+        assert all("ConnectionRefusedError" in o for o in outputs(record, "split_heads"))
+        assert not accepted
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # the server was there all along
+            pass
+        listener.join(5)
+        assert accepted
+    finally:
+        server.close()
+
+
+def test_processes_a_submission_leaves_run_while_it_is_graded_and_are_killed_after(grader, tmp_path):
+    marker = "613.0457"
+    path = write(tmp_path, "daemon.py", (
+        "import os, subprocess\n"
+        "def merge_heads(x):\n"
+        f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        f"        os.execvp('sleep', ['sleep', '{marker}'])\n"
+        "    B, H, T, Dh = x.shape\n"
+        "    return x.transpose(1, 2).reshape(B, T, H * Dh)\n"
+    ))
+    with grader.sandbox.session(load_submission(path), TIGHT) as session:
+        session.student.merge_heads(__import__("torch").ones(1, 2, 3, 5))
+        for _ in range(50):
+            if len(audit.processes_with(marker)) >= 2:
+                break
+            time.sleep(0.1)
+        assert len(audit.processes_with(marker)) >= 2  # they did start
+    for _ in range(50):  # the zygote kills what the child left within a second
+        if not audit.processes_with(marker):
+            break
+        time.sleep(0.1)
+    assert audit.processes_with(marker) == []
+
+
+def test_the_bubblewrap_command_line_binds_only_what_the_worker_needs(tmp_path):
+    work, private = tmp_path / "work", tmp_path / "private"
+    work.mkdir()
+    private.mkdir()
+    args = isolation.command(["python", "-m", "autograder.worker"], bwrap="/usr/bin/bwrap", workroot=work,
+                             private=private, models=[])
+    assert args[0] == "/usr/bin/bwrap" and args[-3:] == ["python", "-m", "autograder.worker"]
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--new-session"):
+        assert flag in args
+    bound = [args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--bind")]
+    masked = [args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"]
+    assert str(ROOT) not in bound and str(ROOT / "solutions") not in bound
+    assert not any(Path(b) == ROOT / "tests" or ROOT / "solutions" in Path(b).parents for b in bound)
+    assert str(ROOT / "autograder" / "specs") in masked and str(ROOT / "autograder" / "catalogue") in masked
+    assert str(work) in bound and str(private) in bound and "/tmp" in masked
+
+
+def test_the_grader_says_which_protections_are_off():
+    off = isolation.Protections("process", False, False, False, False, "bwrap is not installed")
+    assert off.to_dict()["filesystem"] == "open" and len(off.off()) == 4
+    assert off.warning().startswith("Warning: grading with process-level limits only (bwrap is not installed).")
+    assert "apt-get install bubblewrap" in off.warning()
+    on = isolation.Protections("bubblewrap", True, True, True, True)
+    assert on.off() == [] and on.warning() == "" and on.covers(["filesystem", "user"])
+    assert not off.covers(["network"]) and off.covers([])
+
+
+def test_a_grader_without_bubblewrap_grades_with_the_process_limits_and_says_so(tmp_path, capsys):
+    with Grader(["lab1"], TIGHT, isolation="none") as plain:
+        record = plain.grade_lab("lab1", write(tmp_path, "merge.py", CORRECT_MERGE), TIGHT)
+    assert record["sandbox"]["isolation"] == "process" and record["sandbox"]["filesystem"] == "open"
+    assert passed(record, "merge_heads")
+    assert "Warning: grading with process-level limits only" in capsys.readouterr().err
