@@ -13,11 +13,11 @@ sandbox Flatpak uses, so that no home-made confinement is trusted with hostile c
 * **processes**: a PID namespace of its own: a submission sees only the worker's processes and
   cannot signal the grader; the sandbox dies with the grader (the zygote exits when its
   control socket closes, and the namespace with it) and has no controlling terminal
-  (``--new-session``). As root, the worker keeps only the capabilities it needs to make each
-  child ``nobody`` (``setuid``, ``setgid``, ``chown``, ``dac_override``, ``kill``).
+  (``--new-session``). As root, the worker keeps only the capabilities it needs to give each
+  child a user of its own (``setuid``, ``setgid``, ``chown``, ``dac_override``, ``kill``).
 
 The process-level limits of :mod:`autograder.worker` apply inside as well: memory, CPU time and
-file sizes (``setrlimit``), an empty working folder, ``nobody`` when the grader is root,
+file sizes (``setrlimit``), an empty working folder, a user of its own when the grader is root,
 ``import solutions`` refused. Where bubblewrap is missing or cannot start (not root and no user
 namespaces; macOS), the worker runs with those limits only, and :class:`Protections` says
 which protections are off, so that the grader can warn and record it.
@@ -59,14 +59,14 @@ class Protections:
     filesystem: bool  # only a read-only view of Python, its packages and the course runtime
     network: bool  # no network
     processes: bool  # a PID namespace: the grader and other processes are out of sight and reach
-    user: bool  # children run as `nobody`, not as the grader's user
+    user: bool  # children run as users of their own with nobody's rights, not as the grader's user
     reason: str = ""  # why bubblewrap is not used, when it is not
 
     def to_dict(self) -> dict:
         """The ``"sandbox"`` field of a results file."""
         return {"isolation": self.isolation, "filesystem": "read-only view" if self.filesystem else "open",
                 "network": "off" if self.network else "on", "processes": "hidden" if self.processes else "visible",
-                "user": "nobody" if self.user else "the grader's", "protections_off": self.off()}
+                "user": "one per submission" if self.user else "the grader's", "protections_off": self.off()}
 
     def off(self) -> list[str]:
         """One sentence per protection that is off, saying what a submission can then do."""
@@ -79,8 +79,8 @@ class Protections:
         if not self.processes:
             off.append("processes: a submission can see the grader's processes")
         if not self.user:
-            off.append("user: a submission runs as the grader's user, not as `nobody`, so it can signal the grader's "
-                       "processes and write where the grader can")
+            off.append("user: a submission runs as the grader's user, not as a user of its own, so it can signal the "
+                       "grader's processes and write where the grader can")
         return off
 
     def warning(self) -> str:

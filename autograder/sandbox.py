@@ -13,15 +13,15 @@ for the imports and the models once, and **forks a child per submission** from i
   one submission monkeypatches, mutates or leaks dies with its child;
 * *isolation from the grader*: on Linux the zygote runs inside bubblewrap
   (:mod:`autograder.isolation`): a read-only view of only what it needs, no network, its own
-  PID namespace. Each child runs as ``nobody`` when the grader is root (and ``nobody`` can read
-  the Python installation), in an empty working folder, with ``RLIMIT_AS``, ``RLIMIT_CPU`` and
-  ``RLIMIT_FSIZE`` caps, with ``solutions`` and ``autograder`` unimportable, and with
-  stdout/stderr in a file that is shown to the student but never parsed. It receives inputs and
-  returns outputs as plain data (:mod:`autograder.wire`: JSON and safetensors, no pickle). The
-  grader computes the expected values and the verdicts and writes every file itself, and a class
-  run ends by putting back any result file that changed behind its back
-  (:class:`autograder.results.Guard`). :attr:`Sandbox.protections` says which of these
-  protections are on; without bubblewrap only the process-level ones are.
+  PID namespace. Each child runs as a user of its own, with ``nobody``'s rights, when the grader
+  is root (and ``nobody`` can read the Python installation), in an empty working folder, with
+  ``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_FSIZE`` and ``RLIMIT_NPROC`` caps, with ``solutions``
+  and ``autograder`` unimportable, and with stdout/stderr in a file that is shown to the student
+  but never parsed. It receives inputs and returns outputs as plain data (:mod:`autograder.wire`:
+  JSON and safetensors, no pickle). The grader computes the expected values and the verdicts and
+  writes every file itself, and a class run ends by putting back any result file that changed
+  behind its back (:class:`autograder.results.Guard`). :attr:`Sandbox.protections` says which of
+  these protections are on; without bubblewrap only the process-level ones are.
 
 The alternatives cost more: a fresh ``subprocess`` per submission pays the imports and the
 models every time, and a pool of long-lived workers that run each submission in a fresh
@@ -115,6 +115,24 @@ def _copy_font_cache(target: Path) -> None:
         shutil.copy(found, target / found.name)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents first (from /proc; just ``[pid]`` where there is none)."""
+    parents: dict[int, list[int]] = {}
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(parent, []).append(int(name))
+    tree, index = [pid], 0
+    while index < len(tree):
+        tree += parents.get(tree[index], [])
+        index += 1
+    return tree
+
+
 class Sandbox:
     """The zygote worker and the control socket to it. Use as a context manager.
 
@@ -137,7 +155,7 @@ class Sandbox:
         self.workroot: str | None = None  # the children's working folders, the same path inside and out
         self.startup_seconds = 0.0
         self.generation = 0  # how many times the zygote was started
-        self.unprivileged = False  # children run as nobody (the grader is root and nobody can read Python)
+        self.unprivileged = False  # children run as users of their own (the grader is root and nobody can read Python)
         self.as_root = False  # children run as root: the grader is root but nobody cannot read Python
         self.protections: Protections | None = None
         self._bwrap: str | None = None
@@ -218,12 +236,19 @@ class Sandbox:
         self.unprivileged = bool(ready.get("unprivileged"))
         self.as_root = bool(ready.get("root")) and not self.unprivileged
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, kill: bool = False) -> None:
+        """Wait for the zygote to go (it does once its control socket is closed); kill its whole tree if it does not, or if ``kill``."""
         if self._process is not None:
             try:
+                if kill:
+                    raise subprocess.TimeoutExpired(self._process.args, 0)
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._process.kill()
+                for pid in reversed(process_tree(self._process.pid)):  # inside bubblewrap, the zygote is its grandchild
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
                 self._process.wait()
             self._process = None
 
@@ -247,9 +272,7 @@ class Sandbox:
                 if self._control is not None:
                     self._control.close()
                     self._control = None
-            if self._process is not None:
-                self._process.kill()
-            self._stop_process()
+            self._stop_process(kill=True)  # whatever is left of it
             print("The grading worker stopped (killed from outside, or by a submission); starting it again.",
                   file=sys.stderr)
             self._launch(self._bwrap)

@@ -9,6 +9,8 @@ processes a submission leaves while it is being graded, and the sandbox's comman
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ import pytest
 from autograder import audit, isolation
 from autograder.extract import load_submission
 from autograder.grade import Grader
-from autograder.sandbox import Limits
+from autograder.sandbox import Limits, process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 TIGHT = Limits(call_seconds=1.5, load_seconds=2, submission_seconds=20, memory_bytes=512 << 20)
@@ -204,3 +206,13 @@ def test_a_grader_without_bubblewrap_grades_with_the_process_limits_and_says_so(
     assert record["sandbox"]["isolation"] == "process" and record["sandbox"]["filesystem"] == "open"
     assert passed(record, "merge_heads")
     assert "Warning: grading with process-level limits only" in capsys.readouterr().err
+
+
+def test_a_worker_killed_from_outside_is_started_again(grader, tmp_path, capsys):
+    generation = grader.sandbox.generation
+    for pid in reversed(process_tree(grader.sandbox._process.pid)):  # the out-of-memory killer, or an administrator
+        os.kill(pid, signal.SIGKILL)
+    grader.sandbox._process.wait()
+    record = grader.grade_lab("lab1", write(tmp_path, "merge.py", CORRECT_MERGE), TIGHT)
+    assert passed(record, "merge_heads") and grader.sandbox.generation == generation + 1
+    assert "The grading worker stopped" in capsys.readouterr().err
