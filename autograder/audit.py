@@ -68,8 +68,9 @@ CATALOGUE = Path(__file__).resolve().parent / "catalogue"
 KINDS = ("correct", "faulty", "hostile")
 KEYS = ("lab", "fails", "says", "never-says", "error", "note", "output", "requires", "leaves-no-process")
 # Tighter than a class run's defaults, so that the endless loops and memory bombs cost seconds,
-# and still ample for every correct submission (their slowest call takes well under a second).
-AUDIT_LIMITS = Limits(call_seconds=8.0, load_seconds=3.0, submission_seconds=60.0, memory_bytes=3 << 29)
+# and still ample for every correct submission (the slowest call, growing SmolLM2's embeddings a row at a
+# time, takes about 3 s on a busy 2-core machine).
+AUDIT_LIMITS = Limits(call_seconds=15.0, load_seconds=3.0, submission_seconds=90.0, memory_bytes=3 << 29)
 CANARIES = ("canary_graded_earlier", "canary_graded_alongside")  # copies of the reference
 
 
