@@ -136,16 +136,18 @@ def _inside(path: Path, folders: list[Path]) -> bool:
 
 def readable_paths(models: list[str]) -> list[Path]:
     """What the worker reads: the Python installation, its packages, the course's packages, and the ``models`` folders."""
-    paths = {Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)}
-    paths.add(Path(sys.executable).resolve().parent)
-    for entry in sys.path:
+    prefixes = {Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)}
+    paths = set(prefixes) | {Path(sys.executable).resolve().parent}
+    repository = Path(__file__).resolve().parent.parent
+    for entry in sys.path:  # the packages' folders; of the checkout, only what lies in the Python installation
         if entry and os.path.isdir(entry):
-            paths.add(Path(entry).resolve())
+            path = Path(entry).resolve()
+            if not _inside(path, [repository]) or _inside(path, list(prefixes)):
+                paths.add(path)
     for package in ("book", "autograder"):
         found = _package_dir(package)
         if found is not None:
             paths.add(found)
-    repository = Path(__file__).resolve().parent.parent
     paths = {p for p in paths if not (p == repository or p in repository.parents)}  # never the whole checkout
     paths |= {Path(m).resolve() for m in models}
     kept: list[Path] = []
