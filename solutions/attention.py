@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """(B, T, D) -> (B, H, T, Dh): cut each token's hidden state into num_heads slices of width Dh = D / H."""
+    """(B, T, D) -> (B, H, T, Dh): each token's state cut into num_heads slices of Dh."""
     B, T, D = x.shape
     if D % num_heads:
         raise ValueError(f"A width of {D} cannot be split into {num_heads} equal heads: use a divisor of {D}.")
@@ -23,13 +23,13 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """(B, H, T, Dh) -> (B, T, D): concatenate the heads of each token again, the inverse of split_heads."""
+    """(B, H, T, Dh) -> (B, T, D): each token's heads concatenated (split_heads undone)."""
     B, H, T, Dh = x.shape
     return x.transpose(1, 2).reshape(B, T, H * Dh)  # (B, T, D)
 
 
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
-    """(B, Hkv, T, Dh) -> (B, Hkv * n_rep, T, Dh): repeat each key/value head for the n_rep query heads of its group.
+    """(B, Hkv, T, Dh) -> (B, Hkv * n_rep, T, Dh): each key/value head, n_rep times.
 
     Query head ``h`` uses key/value head ``h // n_rep``, so each key/value head is repeated
     ``n_rep`` times in place (``[k0, k0, k1, k1]``, not ``[k0, k1, k0, k1]``).
@@ -48,7 +48,7 @@ def scaled_dot_product_attention(
     attention_mask: Tensor | None = None,
     is_causal: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """(B, H, Tq, Dh), (B, H, Tk, Dh), (B, H, Tk, Dh) -> output (B, H, Tq, Dh), weights (B, H, Tq, Tk).
+    """(B, H, Tq, Dh), (B, H, Tk, Dh), (B, H, Tk, Dh) -> (B, H, Tq, Dh), (B, H, Tq, Tk).
 
     ``softmax(q kᵀ / √Dh) v`` where query ``i`` may only see the keys that are real tokens
     (``attention_mask``, the tokenizer's ``(B, Tk)`` mask, 1 = real, 0 = padding) and, when
@@ -85,7 +85,7 @@ def self_attention(
     value_proj: nn.Linear,
     num_heads: int,
 ) -> Tensor:
-    """(B, T, D), mask (B, T) -> (B, T, D): multi-head self-attention before the output projection.
+    """(B, T, D), mask (B, T) -> (B, T, D): self-attention before the output projection.
 
     What ``BertSelfAttention`` computes: project every token to queries, keys and values, let
     each head attend over the real tokens, and concatenate the heads' contexts again.

@@ -18,7 +18,7 @@ MAX_SEQ_LENGTH = 256
 
 
 def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
-    """(B, T, D), mask (B, T) -> (B, D): the mean of each sequence's real-token states (padding excluded).
+    """(B, T, D), mask (B, T) -> (B, D): the mean of each sequence's real-token states.
 
     A row with no real token gives zeros. Sums in at least float32, returns the input dtype.
     """
@@ -31,7 +31,7 @@ def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
 
 
 def max_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
-    """(B, T, D), mask (B, T) -> (B, D): each feature's largest real-token value (padding never wins).
+    """(B, T, D), mask (B, T) -> (B, D): each feature's largest real-token value.
 
     Padding positions never win, whatever they hold; a row with no real token gives zeros.
     """
@@ -43,7 +43,7 @@ def max_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
 
 @torch.no_grad()
 def embed_sentences(texts: list[str], tokenizer, model, batch_size: int = 32) -> Tensor:
-    """list of N strings -> (N, D): unit-length mean-pooled last hidden states, in input order.
+    """list of N strings -> (N, D): unit-length mean-pooled last hidden states, in order.
 
     The same vectors as sentence-transformers' ``encode`` for all-MiniLM-L6-v2: each text is
     truncated to :data:`MAX_SEQ_LENGTH` tokens, batches are padded to their longest text, the

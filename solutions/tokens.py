@@ -20,7 +20,7 @@ def _is_token(tokenizer, text: str) -> bool:
 
 
 def add_tokens(tokenizer, model, new_tokens: list[str], special: bool = False) -> list[int]:
-    """list of N strings -> list of N ids: add the strings that are not tokens yet, grow the (V, D) embeddings to (len(tokenizer), D).
+    """list of N strings -> list of N ids; embeddings (V, D) -> (len(tokenizer), D).
 
     * A string that already encodes to one id (a vocabulary entry, a token added earlier, or a
       repeat within ``new_tokens``) is not added again; its existing id is returned. A string
