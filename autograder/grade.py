@@ -28,6 +28,7 @@ from autograder import results, specs
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
+from autograder.seeding import SECRET_FILE_ENV, Seeding, SecretError, read_secret, seeding_for
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
 
@@ -68,9 +69,12 @@ class Grader:
     computes every expected value, so that no submission pays for either.
     """
 
-    def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits(), isolation: str = "auto"):
+    def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits(), isolation: str = "auto",
+                 secret: str | None = None, seed: int | None = None):
         self.labs = specs.select(labs) if isinstance(labs, str) else list(labs)
         self.limits = limits
+        self.secret = secret  # the course secret: hidden inputs are drawn from it and each student's id
+        self.seed = seed  # one seed for every submission instead (a regrade of one student with a recorded seed)
         self.modules = {lab: specs.load(lab) for lab in self.labs}
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
         preload = {role for module in self.modules.values() for role in module.LAB.preload}
@@ -127,15 +131,22 @@ class Grader:
         return [{"name": t.name, "score": 0.0, "max_score": float(t.points), "status": "failed", "visibility": HIDDEN if t.hidden else VISIBLE,
                  "output": f"{t.message}\nNot graded: {reason}", "seconds": 0.0} for t in self.tests[lab]]
 
-    def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None) -> dict:
+    def seeding(self, student: str | None) -> Seeding:
+        """How the hidden inputs of ``student`` are drawn (their seed, and what it comes from)."""
+        return seeding_for(student, self.secret, self.seed)
+
+    def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None,
+                  student: str | None = None) -> dict:
         """Grade one lab of one submission (a path, an extracted :class:`Submission`, or None when missing).
 
-        ``limits`` replaces the grader's limits for this submission.
+        ``limits`` replaces the grader's limits for this submission. The hidden tests draw their
+        inputs from ``student``'s seed (:mod:`autograder.seeding`), which the record keeps.
         """
         module = self.modules[lab]
         started = time.monotonic()
+        seeding = self.seeding(student)
         record = {"title": module.LAB.title, "file": None, "sha256": None, "score": 0.0, "max_score": self.max_score(lab),
-                  "error": None, "notes": [], "output": "", "seconds": 0.0,
+                  "error": None, "notes": [], "output": "", "seconds": 0.0, "hidden_inputs": seeding.to_dict(),
                   "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "sandbox": self.protections.to_dict() if self.sandbox.protections else None, "tests": []}
         if submission is not None and not isinstance(submission, Submission):
@@ -155,7 +166,7 @@ class Grader:
             for test in self.tests[lab]:
                 if self.stopping.is_set():
                     raise Interrupted()
-                record["tests"].append(run_test(test, session).to_dict())
+                record["tests"].append(run_test(test, session, seeding.seed).to_dict())
             record["notes"] += session.notes
         record["output"] = session.output()
         record["score"] = round(sum(t["score"] for t in record["tests"]), 4)
@@ -202,7 +213,7 @@ class Grader:
         record = (results.read_student(out, student) if out is not None else None) or {"student": student, "labs": {}}
         record["student"] = student
         for lab in labs or self.labs:
-            record["labs"][lab] = self.grade_lab(lab, self.choose(files, lab))
+            record["labs"][lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
             if self.stopping.is_set():
                 raise Interrupted()
             if out is not None:
@@ -210,6 +221,23 @@ class Grader:
             if on_lab:
                 on_lab(student, lab)
         return results.totals(record)
+
+
+def gradescope_student(metadata: Path) -> str | None:
+    """The student a Gradescope submission belongs to (the first submitter's email, else their id), or None.
+
+    ``submission_metadata.json`` lists the submitters under ``users``; a group submission is
+    graded with the first one's hidden inputs.
+    """
+    import json
+
+    try:
+        users = json.loads(Path(metadata).read_text(encoding="utf-8")).get("users") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    first = users[0] if users and isinstance(users[0], dict) else {}
+    identifier = first.get("email") or first.get("id")
+    return str(identifier) if identifier else None
 
 
 def _sha256(chosen) -> str | None:
@@ -238,7 +266,7 @@ def _capture(function, failures: list) -> None:
 
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
                  limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
-                 isolation: str = "auto") -> dict:
+                 isolation: str = "auto", secret: str | None = None, seed: int | None = None) -> dict:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
     Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
@@ -248,7 +276,7 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 
     students = find_students(path)
     own = grader is None
-    grader = grader or Grader(labs, limits, isolation)
+    grader = grader or Grader(labs, limits, isolation, secret, seed)
     labs = specs.select(labs) if isinstance(labs, str) else list(labs)
     if set(labs) - set(grader.labs):
         raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
@@ -314,8 +342,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
                         help="where submissions run: inside bubblewrap where it can start (auto, the default), "
                              "only there (bubblewrap), or with process-level limits only (none)")
+    parser.add_argument("--secret-file", type=Path,
+                        help="the course secret (a file): each student's hidden inputs are drawn from it and their id "
+                             f"(default: the file named by ${SECRET_FILE_ENV}; without one, from the id alone)")
+    parser.add_argument("--seed", type=int, help="draw every submission's hidden inputs from this seed (to regrade a "
+                                                 "student exactly as before: the seed is in their results)")
+    parser.add_argument("--metadata", type=Path, help="with --gradescope: Gradescope's submission_metadata.json, whose "
+                                                      "student (their email) the hidden inputs are drawn for")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:
+        secret = read_secret(args.secret_file)
+    except SecretError as error:
+        parser.error(str(error))
+    if secret is None and args.seed is None:
+        print("Note: no course secret (--secret-file): hidden inputs are drawn from each student's id alone, which "
+              "anyone with the course's code can repeat.", file=sys.stderr)
     limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
                     memory_bytes=int(args.memory_gb * 2**30))
     try:
@@ -329,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         try:
-            with Grader(labs, limits, args.isolation) as grader:
+            student = gradescope_student(args.metadata) if args.metadata else None
+            with Grader(labs, limits, args.isolation, secret, args.seed) as grader:
                 files = [args.path] if args.path.is_file() else student_files(args.path)
-                record = grader.grade_student(args.path.stem if args.path.is_file() else "submission", files)
+                record = grader.grade_student(student or (args.path.stem if args.path.is_file() else "submission"), files)
         except IsolationError as error:
             print(error, file=sys.stderr)
             return 2
@@ -341,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet,
-                               isolation=args.isolation)
+                               isolation=args.isolation, secret=secret, seed=args.seed)
     except IsolationError as error:
         print(error, file=sys.stderr)
         return 2

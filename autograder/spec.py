@@ -18,13 +18,15 @@ memory limit). ``hidden=True`` marks a test whose result students see only after
 are published (Gradescope's ``after_published``); the others mirror the lab's own checks.
 
 Expected values are computed here, in the grader, from the reference solutions and the
-libraries, once per run: inputs are seeded, so every submission gets the same inputs and
-:func:`cached` keeps the expected outputs.
+libraries. The visible tests' inputs are fixed, so :func:`cached` computes their expected
+outputs once per run; a hidden test takes a ``draw`` argument and draws its inputs from the
+student's seed (:mod:`autograder.seeding`), so its expected values are computed per student.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 import traceback
@@ -35,6 +37,7 @@ import torch
 
 from autograder.compare import Mismatch
 from autograder.sandbox import Session, StudentFailure
+from autograder.seeding import DEFAULT_SEED, Draw
 
 VISIBLE, HIDDEN = "visible", "after_published"
 
@@ -167,6 +170,12 @@ def cached(function):
     return wrapper
 
 
+# Held while a spec runs one of the course models: hidden expected values are computed while
+# submissions are graded side by side, and a forward hook on a shared module must capture its
+# own forward pass, not another thread's.
+MODEL_LOCK = threading.RLock()
+
+
 @cached
 def course_model(role: str):
     """The tokenizer and model of a course role ("encoder", "decoder") for computing expected values, loaded once.
@@ -178,12 +187,24 @@ def course_model(role: str):
     return load_tokenizer(role), load_model(role)
 
 
-def run_test(test: Test, session: Session) -> TestResult:
-    """Run one test against the submission in ``session``; failures become feedback, never exceptions."""
+def takes_draw(function) -> bool:
+    """Whether a spec function draws its inputs (it has a ``draw`` parameter): hidden tests do."""
+    return "draw" in inspect.signature(function).parameters
+
+
+def run_test(test: Test, session: Session, seed: int = DEFAULT_SEED) -> TestResult:
+    """Run one test against the submission in ``session``; failures become feedback, never exceptions.
+
+    A test with a ``draw`` parameter receives a :class:`~autograder.seeding.Draw` of ``seed`` (the
+    student's, see :mod:`autograder.seeding`) and this test's name, and draws its inputs from it.
+    """
     started = time.monotonic()
     visibility = HIDDEN if test.hidden else VISIBLE
+    kwargs = dict(test.kwargs)
+    if takes_draw(test.function):
+        kwargs["draw"] = Draw(seed, test.name)
     try:
-        test.function(session.student, **test.kwargs)
+        test.function(session.student, **kwargs)
     except StudentFailure as failure:
         output = f"{test.message}\n{failure.feedback}"
     except Mismatch as mismatch:

@@ -29,6 +29,14 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(names, values, ids=ids or [_id(v) for v in values])
 
 
+@pytest.fixture
+def draw(request):
+    """A hidden test's draws, from the default seed (grading draws from each student's seed)."""
+    from autograder.seeding import DEFAULT_SEED, Draw
+
+    return Draw(DEFAULT_SEED, request.node.name)
+
+
 @pytest.fixture(scope="module")
 def student(request):
     from autograder.extract import load_submission

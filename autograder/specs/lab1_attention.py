@@ -11,7 +11,7 @@ answer, so they are only checked for NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from transformers.models.llama.modeling_llama import repeat_kv as library_repeat
 
 from autograder.compare import (Cause, as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
                                 check_shape, check_zero_where)
-from autograder.spec import Lab, cached, course_model, parametrize, points
+from autograder.spec import MODEL_LOCK, Lab, cached, course_model, parametrize, points
 from autograder.wire import Linear
 
 LAB = Lab(
@@ -69,10 +69,19 @@ def test_merge_heads(student, B, H, T, Dh):
     check_close(student.merge_heads(x), expected, f"merge_heads(x {tuple(x.shape)})", dims="(B, T, D)", causes=causes)
 
 
+def drawn_size(draw, template: int, avoid: tuple[int, ...] = (), high: int = 17) -> int:
+    """A size drawn for a hidden case: 1 stays 1 (the edge case the test is about), others odd in [3, ``high``]."""
+    return 1 if template == 1 else draw.odd(3, high, avoid)
+
+
 @points(1, "merge_heads(split_heads(x, H)) must give x back, for any batch, length and number of heads.", hidden=True)
-@parametrize("B, T, H, Dh", [(2, 11, 3, 1), (5, 1, 1, 17)])
-def test_heads_round_trip(student, B, T, H, Dh):
-    x = randn(7 * B + T, B, T, H * Dh, dtype=torch.float64)
+@parametrize("B, T, H, Dh", [(2, 11, 3, 1), (5, 1, 1, 17)], ids=["Dh=1", "T=1-H=1"])
+def test_heads_round_trip(student, B, T, H, Dh, draw):
+    H = drawn_size(draw, H, high=9)
+    Dh = drawn_size(draw, Dh, (H,), high=37)
+    T = drawn_size(draw, T, (H, Dh))
+    B = draw.integer(2, 5)
+    x = randn(draw.seed(), B, T, H * Dh, dtype=torch.float64)
     split = as_tensor(student.split_heads(x, H), "split_heads(x)")
     check_shape(split, (B, H, T, Dh), f"split_heads(x {tuple(x.shape)}, num_heads={H})", "(B, H, T, Dh)")
     check_close(student.merge_heads(split), x, "merge_heads(split_heads(x))")
@@ -95,12 +104,38 @@ class Case:
     side: str = "right"
     causal: bool = False
     dtype: torch.dtype = torch.float32
+    hidden: bool = False  # drawn for one student: its label does not show the inputs
 
     def label(self) -> str:
         extras = [f"attention_mask with {self.side} padding" if self.lengths else "", "is_causal=True" if self.causal else "",
                   str(self.dtype).replace("torch.", "")]
+        if self.hidden:
+            return f"scaled_dot_product_attention on a hidden case ({', '.join(e for e in extras if e)})"
         return (f"scaled_dot_product_attention(q {(self.B, self.H, self.Tq, self.Dh)}, k and v "
                 f"{(self.B, self.H, self.Tk, self.Dh)}{''.join(', ' + e for e in extras if e)})")
+
+    def drawn(self, draw) -> "Case":
+        """A hidden case of this template's structure, its sizes and values drawn for one student.
+
+        Kept from the template: one sequence, one head, one query or Dh = 1 where it has them; the
+        order of Tq and Tk; sequences with no real token and full-length ones; side, causality and
+        dtype. Drawn: the other sizes (odd, distinct where they can be), the other lengths, the values.
+        """
+        H = drawn_size(draw, self.H, high=9)
+        Dh = drawn_size(draw, self.Dh, (H,), high=37)
+        if self.Tq == 1:
+            Tq, Tk = 1, draw.odd(5, 17, (H, Dh))
+        elif self.Tq == self.Tk:
+            Tq = Tk = draw.odd(5, 17, (H, Dh))
+        elif self.Tq < self.Tk:
+            Tq = draw.odd(3, 11, (H, Dh))
+            Tk = draw.odd(Tq + 2, 19, (H, Dh))
+        else:
+            Tk = draw.odd(3, 11, (H, Dh))
+            Tq = draw.odd(Tk + 2, 19, (H, Dh))
+        lengths = draw.lengths(self.lengths, Tk, self.Tk) if self.lengths else None
+        B = len(lengths) if lengths else 1 if self.B == 1 else draw.integer(2, 5)
+        return replace(self, seed=draw.seed(), B=B, H=H, Tq=Tq, Tk=Tk, Dh=Dh, lengths=lengths, hidden=True)
 
 
 def attention64(q, k, v, mask=None, is_causal=False, *, scale: str | float = "sqrt", dim: int = -1, mask_after: bool = False,
@@ -245,8 +280,8 @@ def test_sdpa_no_mask(student, case):
 @points(1, "Attention must be right for any size: one sequence, one head, one query, Tq != Tk.", hidden=True)
 @parametrize("case", [Case(24, B=1, H=1, Tq=1, Tk=9, Dh=5), Case(25, B=2, H=3, Tq=11, Tk=5, Dh=37),
                       Case(26, B=1, H=7, Tq=13, Tk=13, Dh=1)], ids=["one-query", "more-queries-than-keys", "Dh=1"])
-def test_sdpa_sizes(student, case):
-    check_attention(student, case)
+def test_sdpa_sizes(student, case, draw):
+    check_attention(student, case.drawn(draw))
 
 
 @points(2, "Padding keys (attention_mask 0) must get zero weight, and the output must match.")
@@ -261,8 +296,8 @@ def test_sdpa_padding_mask(student, case):
 
 @points(1, "Left padding must be masked as well as right padding.", hidden=True)
 @parametrize("case", [Case(31, B=4, H=3, Tq=9, Tk=9, Dh=7, lengths=(9, 2, 5, 1), side="left")], ids=["left-padding"])
-def test_sdpa_left_padding(student, case):
-    check_attention(student, case)
+def test_sdpa_left_padding(student, case, draw):
+    check_attention(student, case.drawn(draw))
 
 
 @points(1, "With is_causal=True, query i must see only keys j <= i + (Tk - Tq).")
@@ -285,8 +320,8 @@ def test_sdpa_fully_masked_rows_are_finite(student, case):
 @parametrize("case", [Case(51, B=3, H=5, Tq=7, Tk=13, Dh=11, lengths=(13, 5, 0), causal=True),
                       Case(52, B=3, H=2, Tq=9, Tk=9, Dh=5, lengths=(9, 4, 6), side="left", causal=True)],
              ids=["right-padding", "left-padding"])
-def test_sdpa_causal_with_padding(student, case):
-    check_attention(student, case)
+def test_sdpa_causal_with_padding(student, case, draw):
+    check_attention(student, case.drawn(draw))
 
 
 @points(1, "The output and weights must keep the inputs' dtype and be accurate in it.")
@@ -313,9 +348,14 @@ def repeat_causes(x: torch.Tensor, n_rep: int) -> list[Cause]:
 
 
 @points(1, "repeat_kv must work for SmolLM2's grouping and any dtype.", hidden=True)
-@parametrize("B, Hkv, n_rep, T, Dh, dtype", [(2, 3, 3, 5, 64, torch.bfloat16), (1, 1, 9, 3, 11, torch.float64)])
-def test_repeat_kv_hidden(student, B, Hkv, n_rep, T, Dh, dtype):
-    x = randn(75 + n_rep, B, Hkv, T, Dh, dtype=dtype)
+@parametrize("B, Hkv, n_rep, T, Dh, dtype", [(2, 3, 3, 5, 64, torch.bfloat16), (1, 1, 9, 3, 11, torch.float64)],
+             ids=["smollm2-grouping", "one-kv-head"])
+def test_repeat_kv_hidden(student, B, Hkv, n_rep, T, Dh, dtype, draw):
+    # SmolLM2's 3 groups of 3 and Dh = 64 are kept; one key/value head stays one. The rest is drawn.
+    if Hkv == 1:
+        n_rep, Dh = draw.odd(3, 9), draw.odd(5, 17)
+    B, T = (1 if B == 1 else draw.integer(2, 5)), draw.odd(3, 13, (Hkv, n_rep))
+    x = randn(draw.seed(), B, Hkv, T, Dh, dtype=dtype)
     check_close(student.repeat_kv(x, n_rep), library_repeat_kv(x, n_rep), f"repeat_kv(x {tuple(x.shape)}, n_rep={n_rep})",
                 dims="(B, Hkv * n_rep, T, Dh)", causes=repeat_causes(x, n_rep))
 
@@ -327,12 +367,29 @@ SENTENCES = (
     "Padding fills short sentences up to the longest one in the batch.",
     "Heads attend in parallel.",
 )
-HIDDEN_SENTENCES = (
-    "A tokenizer's mask marks the real tokens with ones.",
-    "Why?",
-    "Grouped-query attention shares each key and value head among several query heads, shrinking the cache.",
-    "Seven, thirteen and thirty-seven are odd sizes.",
-)
+
+
+@cached
+def corpus_sentences() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The course corpus cut into sentences: (short ones of at most 4 words, ones of 8 to 40 words).
+
+    Hidden self-attention batches are drawn from them: three long sentences and a short one, so
+    that most rows carry padding.
+    """
+    import re
+
+    from book import load_corpus
+
+    sentences = {s.strip() for text in load_corpus()["text"] for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()}
+    short = tuple(sorted(s for s in sentences if len(s.split()) <= 4))
+    long = tuple(sorted(s for s in sentences if 8 <= len(s.split()) <= 40))
+    return short or ("Why?",), long
+
+
+def drawn_sentences(draw) -> tuple[str, ...]:
+    """Four corpus sentences for one student's hidden self-attention batch, in a drawn order."""
+    short, long = corpus_sentences()
+    return tuple(draw.sample(draw.sample(long, 3) + [draw.choice(short)], 4))
 
 
 def self_attention64(hidden, mask, projections, H: int, *, split: str = "transpose", **options) -> torch.Tensor:
@@ -353,8 +410,9 @@ def self_attention64(hidden, mask, projections, H: int, *, split: str = "transpo
 
 @cached
 def self_attention_causes(key: tuple) -> list[Cause]:
-    """What the known mistakes give on a self-attention case (``key`` names it: ("minilm", layer, sentences) or ("small",))."""
-    hidden, mask, projections, H, expected = minilm_layer_case(*key[1:]) if key[0] == "minilm" else small_layer_case()
+    """What the known mistakes give on a self-attention case (``key``: ("minilm", layer, sentences) or ("small", *sizes))."""
+    hidden, mask, projections, H, expected = (minilm_layer_case(*key[1:]) if key[0] == "minilm"
+                                              else small_layer_case(*key[1:]))
     D = hidden.shape[-1]
     mistakes = ((dict(scale=D ** 0.5), f"the scores are divided by √D (the model width, {D}) instead of √Dh (the head "
                                        f"width, D / num_heads = {D // H}): each head uses its own width."),
@@ -381,12 +439,13 @@ def minilm_layer_case(layer_index: int, sentences: tuple[str, ...]):
         captured["output"] = output[0].detach().clone()  # (B, T, D)
 
     batch = tokenizer(list(sentences), padding=True, return_tensors="pt")
-    handle = module.register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(**batch)
-    finally:
-        handle.remove()
+    with MODEL_LOCK:  # the hook must see this forward pass only
+        handle = module.register_forward_hook(hook, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                model(**batch)
+        finally:
+            handle.remove()
     projections = [Linear(p.weight.detach().clone(), p.bias.detach().clone()) for p in (module.query, module.key, module.value)]
     heads = model.config.num_attention_heads
     ours = self_attention64(captured["hidden_states"], batch["attention_mask"], projections, heads)
@@ -405,22 +464,23 @@ def test_self_attention_minilm(student, layer):
 
 @points(1, "self_attention must match every MiniLM layer, on other sentences.", hidden=True)
 @parametrize("layer", [0, 5])
-def test_self_attention_minilm_hidden(student, layer):
-    hidden, mask, (query, key, value), heads, expected = minilm_layer_case(layer, HIDDEN_SENTENCES)
+def test_self_attention_minilm_hidden(student, layer, draw):
+    sentences = drawn_sentences(draw)
+    hidden, mask, (query, key, value), heads, expected = minilm_layer_case(layer, sentences)
     got = student.self_attention(hidden, mask, query, key, value, heads)
-    check_close(got, expected, f"self_attention on MiniLM layer {layer} (4 padded sentences, {heads} heads)", dims="(B, T, D)",
-                causes=lambda: self_attention_causes(("minilm", layer, HIDDEN_SENTENCES)))
+    check_close(got, expected, f"self_attention on MiniLM layer {layer} (4 hidden padded sentences, {heads} heads)",
+                dims="(B, T, D)", causes=lambda: self_attention_causes(("minilm", layer, sentences)))
 
 
 @cached
-def small_layer_case():
-    """A random layer with D = 35 and 5 heads (Dh = 7): num_heads must come from the argument."""
+def small_layer_case(seed: int = 90, H: int = 5, Dh: int = 7, T: int = 9, short: int = 6):
+    """A random layer of H heads of width Dh (not MiniLM's sizes): num_heads must come from the argument."""
     from solutions.attention import self_attention as reference
 
-    D, H = 35, 5
-    hidden = randn(90, 2, 9, D)  # (B, T, D)
-    mask = padding_mask((9, 6), 9)
-    weights = [(randn(91 + i, D, D) / D**0.5, randn(95 + i, D)) for i in range(3)]
+    D = H * Dh
+    hidden = randn(seed, 2, T, D)  # (B, T, D)
+    mask = padding_mask((T, short), T)
+    weights = [(randn(seed + 1 + i, D, D) / D**0.5, randn(seed + 5 + i, D)) for i in range(3)]
     layers = [torch.nn.Linear(D, D) for _ in range(3)]
     with torch.no_grad():
         for layer, (w, b) in zip(layers, weights):
@@ -430,21 +490,23 @@ def small_layer_case():
     return hidden, mask, [Linear(w, b) for w, b in weights], H, expected
 
 
-@points(1, "self_attention must use the num_heads it is given (here 5 heads of width 7), not MiniLM's 12.", hidden=True)
-def test_self_attention_other_sizes(student):
-    hidden, mask, (query, key, value), heads, expected = small_layer_case()
-    got = student.self_attention(hidden, mask, query, key, value, heads)
-    check_close(got, expected, "self_attention with D = 35, 5 heads", dtype=torch.float32, dims="(B, T, D)",
-                causes=lambda: self_attention_causes(("small",)))
+@points(1, "self_attention must use the num_heads it is given (a few heads of a small width), not MiniLM's 12.", hidden=True)
+def test_self_attention_other_sizes(student, draw):
+    H = draw.odd(3, 7)
+    Dh = draw.odd(3, 9, (H,))
+    T = draw.odd(5, 11, (H, Dh))
+    key = (draw.seed(), H, Dh, T, draw.integer(1, T - 1))
+    hidden, mask, (query, key_proj, value), heads, expected = small_layer_case(*key)
+    got = student.self_attention(hidden, mask, query, key_proj, value, heads)
+    check_close(got, expected, f"self_attention with D = {H * Dh}, {H} heads", dtype=torch.float32, dims="(B, T, D)",
+                causes=lambda: self_attention_causes(("small",) + key))
 
 
 def prepare(tests) -> None:
-    """Compute every expected value once, before grading starts, so that no submission pays for it."""
+    """Compute the visible tests' expected values once, before grading starts (hidden ones depend on the student)."""
     for test in tests:
-        if "case" in test.kwargs:
+        if "case" in test.kwargs and not test.hidden:
             attention_case(test.kwargs["case"])
     minilm_layer_case(3, SENTENCES)
-    for layer in (0, 5):
-        minilm_layer_case(layer, HIDDEN_SENTENCES)
-    small_layer_case()
+    corpus_sentences()  # hidden cases are drawn per student, from these
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from autograder.compare import Cause, Mismatch, as_tensor, check_close, check_shape
-from autograder.spec import Lab, cached, course_model, parametrize, points
+from autograder.spec import MODEL_LOCK, Lab, cached, course_model, parametrize, points
 from autograder.wire import Ref
 from book.labcheck import LONG_TEXT, TEXTS
 
@@ -93,10 +93,21 @@ def pooling_causes(function: str, hidden: torch.Tensor, mask: torch.Tensor) -> l
                   "negative: fill the padding with -inf instead.", (x * real).amax(dim=1))]
 
 
-def check_pool(student, function: str, name: str, cases: dict) -> None:
-    spec = cases[name]
+def drawn_spec(spec: dict, draw) -> dict:
+    """A hidden case like ``spec`` for one student: same side, dtype, padding value and sign, rows with no or all
+    real tokens kept; the length T, the width D, the other rows' lengths and the values drawn."""
+    T = draw.odd(5, 15)
+    D = draw.odd(5, 37, (T,))
+    return {**spec, "seed": draw.seed(), "T": T, "D": D, "lengths": draw.lengths(spec["lengths"], T, spec["T"]),
+            "hidden": True}
+
+
+def check_pool(student, function: str, name: str, cases: dict, draw=None) -> None:
+    spec = cases[name] if draw is None else drawn_spec(cases[name], draw)
     hidden, mask, truths = pooling_case(*_key(spec))
-    text = describe(function, hidden, spec["lengths"], spec.get("side", "right"), spec.get("padding", 1e3))
+    side, padding = spec.get("side", "right"), spec.get("padding", 1e3)
+    text = (f"{function} on hidden states ({side}-padded, {str(hidden.dtype).replace('torch.', '')}, {padding:g} in the "
+            "padding)" if spec.get("hidden") else describe(function, hidden, spec["lengths"], side, padding))
     got = getattr(student, function)(hidden, mask)
     check_close(got, truths[function.split("_")[0]], text, dtype=hidden.dtype, dims="(B, D)",
                 causes=lambda: pooling_causes(function, hidden, mask))
@@ -128,8 +139,8 @@ def test_mean_pool_dtype(student, name):
 
 @points(1, "mean_pool must work for left padding and any size.", hidden=True)
 @parametrize("name", ["left-padding", "one-sequence"])
-def test_mean_pool_hidden(student, name):
-    check_pool(student, "mean_pool", name, MEAN_CASES)
+def test_mean_pool_hidden(student, name, draw):
+    check_pool(student, "mean_pool", name, MEAN_CASES, draw)
 
 
 @points(1, "max_pool must take the maximum over the real tokens only, whatever the padding holds.")
@@ -140,28 +151,46 @@ def test_max_pool(student, name):
 
 @points(1, "max_pool must ignore padding for left padding, infinite padding values and bfloat16.", hidden=True)
 @parametrize("name", ["left-padding", "padding-inf", "bfloat16"])
-def test_max_pool_hidden(student, name):
-    check_pool(student, "max_pool", name, MAX_CASES)
+def test_max_pool_hidden(student, name, draw):
+    check_pool(student, "max_pool", name, MAX_CASES, draw)
 
 
 @points(1, "max_pool must give zeros, not -inf, for a sequence with no real token.", hidden=True)
 @parametrize("name", ["all-padding-row"])
-def test_max_pool_all_padding(student, name):
-    check_pool(student, "max_pool", name, MAX_CASES)
+def test_max_pool_all_padding(student, name, draw):
+    check_pool(student, "max_pool", name, MAX_CASES, draw)
 
 
 # --- sentence embeddings --------------------------------------------------------------------------
 
 
 @cached
-def corpus_texts() -> tuple[str, ...]:
-    """Five opening sentences of corpus documents of different genres, and one text of about 300 tokens."""
+def corpus_documents() -> tuple[tuple[str, str], ...]:
+    """(genre, text) of every corpus document: hidden sentence batches are drawn from them."""
     from book import load_corpus
 
     corpus = load_corpus()
-    openings = [text.split(". ")[0] + "." for text in corpus.groupby("genre")["text"].first()][:5]
-    long_text = " ".join(corpus["text"].iloc[:3])
-    return tuple(openings), long_text
+    return tuple(zip(corpus["genre"], corpus["text"]))
+
+
+def drawn_openings(draw, count: int = 5) -> tuple[str, ...]:
+    """The first sentences of ``count`` drawn corpus documents, each of another genre."""
+    documents = corpus_documents()
+    genres = draw.sample(sorted({genre for genre, _ in documents}), count)
+    texts = [draw.choice([text for genre_, text in documents if genre_ == genre]) for genre in genres]
+    return tuple(text.split(". ")[0].rstrip(".") + "." for text in texts)
+
+
+def drawn_long_text(draw, tokens: int = 300) -> str:
+    """Drawn corpus documents joined until the text is at least ``tokens`` tokens long (past the 256 cut)."""
+    tokenizer, _ = course_model("encoder")
+    order = draw.sample(range(len(corpus_documents())), len(corpus_documents()))
+    parts = []
+    for index in order:
+        parts.append(corpus_documents()[index][1])
+        if len(tokenizer(" ".join(parts))["input_ids"]) >= tokens:
+            break
+    return " ".join(parts)
 
 
 @cached
@@ -178,8 +207,9 @@ def expected_embeddings(texts: tuple[str, ...]) -> torch.Tensor:
     """sentence-transformers' encode of ``texts`` (N, D), which the reference solution must reproduce."""
     from solutions.pooling import embed_sentences
 
-    expected = sentence_transformer().encode(list(texts), convert_to_tensor=True, batch_size=32).cpu()  # (N, D)
-    reference = embed_sentences(list(texts), *course_model("encoder"))
+    with MODEL_LOCK:  # one model, shared by the grading threads
+        expected = sentence_transformer().encode(list(texts), convert_to_tensor=True, batch_size=32).cpu()  # (N, D)
+        reference = embed_sentences(list(texts), *course_model("encoder"))
     torch.testing.assert_close(reference, expected, atol=2e-5, rtol=2e-5)  # the truths agree
     return expected
 
@@ -191,7 +221,7 @@ def embedding_causes(texts: tuple[str, ...], batch_size: int) -> list[Cause]:
 
     tokenizer, model = course_model("encoder")
     rows = {"unnormalised": [], "cls": [], "max": [], "untruncated": [], "padded": []}
-    with torch.no_grad():
+    with MODEL_LOCK, torch.no_grad():
         for text in texts:
             batch = tokenizer([text], truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
             hidden = model(**batch).last_hidden_state.double()  # (1, T, D)
@@ -273,22 +303,22 @@ def test_embed_sentences_empty(student):
 
 @points(1, "embed_sentences must give the same vectors whatever the batch size, in input order.", hidden=True)
 @parametrize("batch_size", [2, 16])
-def test_embed_sentences_corpus(student, batch_size):
-    openings, _ = corpus_texts()
-    check_embeddings(student, openings, batch_size, f"{len(openings)} corpus sentences")
+def test_embed_sentences_corpus(student, batch_size, draw):
+    openings = drawn_openings(draw)
+    check_embeddings(student, openings, batch_size, f"{len(openings)} hidden corpus sentences")
 
 
-@points(1, "A corpus text of about 300 tokens must be truncated at 256 tokens.", hidden=True)
-def test_embed_sentences_long_corpus_text(student):
-    openings, long_text = corpus_texts()
-    check_embeddings(student, (long_text,), 1, "a corpus text of about 300 tokens")
+@points(1, "A corpus text of over 300 tokens must be truncated at 256 tokens.", hidden=True)
+def test_embed_sentences_long_corpus_text(student, draw):
+    check_embeddings(student, (drawn_long_text(draw),), 1, "a hidden corpus text of over 300 tokens")
 
 
 def prepare(tests) -> None:
-    """Compute every expected value once, before grading starts, so that no submission pays for it."""
+    """Compute the visible tests' expected values once, before grading starts (hidden ones depend on the student)."""
     for cases in (MEAN_CASES, MAX_CASES):
         for spec in cases.values():
             pooling_case(*_key(spec))
-    openings, long_text = corpus_texts()
-    for texts in (tuple(TEXTS), (LONG_TEXT,), openings, (long_text,)):
+    for texts in (tuple(TEXTS), (LONG_TEXT,)):
         expected_embeddings(texts)
+    corpus_documents()
+    sentence_transformer()

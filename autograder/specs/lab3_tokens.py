@@ -12,6 +12,7 @@ into); :mod:`solutions.tokens` must agree with it (the self-test checks that it 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -37,10 +38,11 @@ class AddCase:
     strings: tuple[str, ...]
     special: bool = False
     sentences: tuple[str, ...] = ()  # also encoded and decoded afterwards
+    hidden: bool = False  # drawn for one student: the label does not list the strings
 
     def label(self) -> str:
-        return (f"add_tokens({MODELS[self.role]} tokenizer, model, {list(self.strings)}"
-                f"{', special=True' if self.special else ''})")
+        strings = f"{len(self.strings)} hidden strings" if self.hidden else str(list(self.strings))
+        return f"add_tokens({MODELS[self.role]} tokenizer, model, {strings}{', special=True' if self.special else ''})"
 
 
 CASES = {
@@ -62,10 +64,69 @@ def pristine(role: str):
     return tokenizer, model.get_input_embeddings().weight.detach().clone()  # (V, D)
 
 
-@cached
-def expectation(name: str) -> dict:
-    """What add_tokens must do for case ``name``, from the tokenizer and embeddings before the call."""
+# What hidden cases are drawn from: each template's kinds of string, a pool for each kind.
+POOLS = {
+    "mixed-case": ("GPUs", "TPUs", "LoRA", "ReLU", "FLOPs", "GeLU", "QLoRA", "NaNs"),
+    "angle": ("<think>", "<tool>", "<cite>", "<plan>", "<step>", "<draft>"),
+    "common": ("hello", "attention", "house", "world", "water", "music", "river", "paper"),
+    "rare": ("detokenizer", "quantization", "dequantizer", "perplexities", "softmaxed", "embeddable", "rotary",
+             "tokenwise", "unpadded", "prefill"),
+    "model-name": ("MiniLM", "SmolLM", "DeBERTa", "RoBERTa", "ELECTRA", "ALBERT"),
+    "non-ascii": ("Gödel", "naïve", "Erdős", "façade", "Ångström", "Dvořák"),
+    "marker": ("lab", "quiz", "note", "step", "task"),
+    "entity": ("ENT", "LOC", "ORG", "PER", "DATE"),
+}
+
+
+def _fresh(tokenizer, draw, pool: str, taken: set[str]) -> str:
+    """A string of ``pool`` that the tokenizer splits into several pieces (a new token), not taken yet."""
+    options = [s for s in POOLS[pool] if s not in taken and len(tokenizer.encode(s, add_special_tokens=False)) > 1]
+    return draw.choice(options)
+
+
+def _existing(tokenizer, draw) -> str:
+    """A common word that is one token already (it must not be added)."""
+    return draw.choice([s for s in POOLS["common"] if len(tokenizer.encode(s, add_special_tokens=False)) == 1])
+
+
+def drawn_case(name: str, draw) -> AddCase:
+    """A hidden case with the structure of template ``name`` for one student (shared by the hidden tests of ``name``).
+
+    Kept: the model, special or not, and the kinds of string (a mixed-case word, an angle-bracket tag, a word
+    that is a token already, a repeated string, a non-ASCII word...); drawn: the strings themselves.
+    """
+    draw = draw.named(f"lab3/{name}")
     case = CASES[name]
+    tokenizer, _ = pristine(case.role)
+    taken: set[str] = set()
+
+    def fresh(pool: str) -> str:
+        string = _fresh(tokenizer, draw, pool, taken)
+        taken.add(string)
+        return string
+
+    if name == "minilm":
+        mixed = fresh("mixed-case")
+        strings = (mixed, _existing(tokenizer, draw), fresh("rare"), mixed, fresh("model-name"), _existing(tokenizer, draw))
+        sentences = ()
+    elif name == "smollm2":
+        tag, mixed = fresh("angle"), fresh("mixed-case")
+        strings = (mixed, tag, _existing(tokenizer, draw), fresh("rare"), tag, fresh("non-ascii"))
+        sentences = (f"We {tag} about {mixed}.",)
+    elif name == "smollm2-special":
+        marker = draw.choice(POOLS["marker"])
+        strings = (f"<|{marker}_start|>", f"<|{marker}_end|>")
+        sentences = (f"one {strings[0]}two{strings[1]} three",)
+    else:  # minilm-special
+        entity = draw.choice(POOLS["entity"])
+        strings = (f"[{entity}]", f"[/{entity}]")
+        sentences = (f"the {strings[0]} paris {strings[1]} city",)
+    return AddCase(case.role, strings, case.special, sentences, hidden=True)
+
+
+@cached
+def expectation(case: AddCase) -> dict:
+    """What add_tokens must do for ``case``, from the tokenizer and embeddings before the call."""
     tokenizer, weight = pristine(case.role)
     old = len(tokenizer)
     pieces = {s: tokenizer.encode(s, add_special_tokens=False) for s in case.strings}
@@ -81,16 +142,16 @@ def expectation(name: str) -> dict:
                         f"{pieces[s]}.", weight[pieces[s][0]].double()),
                   Cause("the row is the sum of its pieces' rows: divide by their number (take the mean).",
                         weight[torch.tensor(pieces[s])].double().sum(dim=0))] for s in new}
-    generator = torch.Generator().manual_seed(len(name))
+    generator = torch.Generator().manual_seed(zlib.crc32(repr(case.strings).encode()))
     sample = sorted({0, old - 1, *torch.randint(0, old, (32,), generator=generator).tolist(),
                      *[i for s in new for i in pieces[s]]})
     return {"old": old, "width": weight.shape[1], "pieces": pieces, "existing": existing, "new": new, "means": means,
             "causes": causes, "sample": sample, "old_rows": weight[torch.tensor(sample)]}
 
 
-def add(student, name: str):
-    """Run the student's add_tokens on case ``name`` in a fresh child; every test of the case shares this one call."""
-    case, expected = CASES[name], expectation(name)
+def add(student, case: AddCase):
+    """Run the student's add_tokens on ``case`` in a fresh child; every test of the case shares this one call."""
+    expected = expectation(case)
     observe = [
         {"name": "tokenizer", "what": "tokenizer", "arg": 0, "texts": list(case.strings) + list(case.sentences)},
         {"name": "embeddings", "what": "embeddings", "arg": 1, "rows": expected["sample"], "from_row": expected["old"]},
@@ -118,7 +179,7 @@ def rows_by_id(observed: dict, side: str = "input") -> dict[int, torch.Tensor]:
 @points(1, "add_tokens must return one int id per requested string, in order, a new id for each new string.")
 @parametrize("name", ["minilm", "smollm2"])
 def test_ids(student, name):
-    case, expected, ids, _ = add(student, name)
+    case, expected, ids, _ = add(student, CASES[name])
     fresh = {s: token_id for s, token_id in zip(case.strings, ids) if s in expected["new"]}
     if len(set(fresh.values())) != len(fresh) or any(i < expected["old"] for i in fresh.values()):
         raise Mismatch(f"{case.label()}: the new strings {expected['new']} got ids {list(fresh.values())}; each new token "
@@ -128,17 +189,17 @@ def test_ids(student, name):
 @points(1, "A string that is already a token, or repeated, must not be added again: it keeps its one id.")
 @parametrize("name", ["minilm"])
 def test_existing_and_repeated_strings(student, name):
-    check_existing_and_repeated(student, name)
+    check_existing_and_repeated(student, CASES[name])
 
 
 @points(1, "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.", hidden=True)
 @parametrize("name", ["smollm2"])
-def test_existing_and_repeated_strings_smollm2(student, name):
-    check_existing_and_repeated(student, name)
+def test_existing_and_repeated_strings_smollm2(student, name, draw):
+    check_existing_and_repeated(student, drawn_case(name, draw))
 
 
-def check_existing_and_repeated(student, name: str) -> None:
-    case, expected, ids, observed = add(student, name)
+def check_existing_and_repeated(student, case: AddCase) -> None:
+    case, expected, ids, observed = add(student, case)
     first = {}
     for s, token_id in zip(case.strings, ids):
         if s in expected["existing"] and token_id != expected["existing"][s]:
@@ -156,7 +217,7 @@ def check_existing_and_repeated(student, name: str) -> None:
 @points(1, "After add_tokens, tokenizer.encode(s, add_special_tokens=False) must be [id] for every string.")
 @parametrize("name", ["minilm", "smollm2"])
 def test_encodes_to_one_id(student, name):
-    case, _, ids, observed = add(student, name)
+    case, _, ids, observed = add(student, CASES[name])
     for s, token_id, encoded in zip(case.strings, ids, observed["tokenizer"]["encode"]):
         if encoded != [token_id]:
             raise Mismatch(f"{case.label()}: afterwards {s!r} encodes to {encoded}, expected [{token_id}]. Add it with "
@@ -166,7 +227,7 @@ def test_encodes_to_one_id(student, name):
 @points(1, "The input embeddings must grow to len(tokenizer) rows, every old row unchanged.")
 @parametrize("name", ["minilm", "smollm2"])
 def test_embeddings_resized(student, name):
-    case, expected, _, observed = add(student, name)
+    case, expected, _, observed = add(student, CASES[name])
     size, shape = observed["tokenizer"]["len"], observed["embeddings"]["input"]["shape"]
     if shape != [size, expected["width"]]:
         raise Mismatch(f"{case.label()}: the input embeddings have shape {tuple(shape)}, expected ({size}, "
@@ -184,17 +245,17 @@ def test_embeddings_resized(student, name):
 @points(2, "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.")
 @parametrize("name", ["minilm", "smollm2"])
 def test_new_rows_are_mean_of_pieces(student, name):
-    check_new_rows(student, name)
+    check_new_rows(student, CASES[name])
 
 
 @points(1, "Special tokens get mean-of-pieces embedding rows too.", hidden=True)
 @parametrize("name", ["smollm2-special"])
-def test_special_rows_are_mean_of_pieces(student, name):
-    check_new_rows(student, name)
+def test_special_rows_are_mean_of_pieces(student, name, draw):
+    check_new_rows(student, drawn_case(name, draw))
 
 
-def check_new_rows(student, name: str) -> None:
-    case, expected, ids, observed = add(student, name)
+def check_new_rows(student, case: AddCase) -> None:
+    case, expected, ids, observed = add(student, case)
     rows = rows_by_id(observed)
     for s, token_id in zip(case.strings, ids):
         if s not in expected["new"]:
@@ -217,7 +278,7 @@ def check_new_rows(student, name: str) -> None:
 @points(1, "SmolLM2's output head must stay tied to the input embeddings, with the same new rows.")
 @parametrize("name", ["smollm2"])
 def test_tied_head(student, name):
-    case, expected, ids, observed = add(student, name)
+    case, expected, ids, observed = add(student, CASES[name])
     embeddings = observed["embeddings"]
     if "output" not in embeddings or not embeddings.get("tied"):
         raise Mismatch(f"{case.label()}: SmolLM2's output head is no longer the same tensor as its input embeddings: resize "
@@ -227,8 +288,8 @@ def test_tied_head(student, name):
                        f"embeddings {tuple(embeddings['input']['shape'])}: both must have len(tokenizer) rows.")
 
 
-def check_special(student, name: str) -> None:
-    case, _, ids, observed = add(student, name)
+def check_special(student, case: AddCase) -> None:
+    case, _, ids, observed = add(student, case)
     tokenizer = observed["tokenizer"]
     for s, token_id, encoded in zip(case.strings, ids, tokenizer["encode"]):
         if encoded != [token_id]:
@@ -242,19 +303,19 @@ def check_special(student, name: str) -> None:
 @points(2, "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).")
 @parametrize("name", ["smollm2-special"])
 def test_special_tokens(student, name):
-    check_special(student, name)
+    check_special(student, CASES[name])
 
 
 @points(1, "special=True must work for MiniLM's tokenizer too.", hidden=True)
 @parametrize("name", ["minilm-special"])
-def test_special_tokens_minilm(student, name):
-    check_special(student, name)
+def test_special_tokens_minilm(student, name, draw):
+    check_special(student, drawn_case(name, draw))
 
 
 @points(1, "Without special=True the new tokens are ordinary text: decoding keeps them.", hidden=True)
 @parametrize("name", ["smollm2"])
-def test_ordinary_tokens_are_kept_by_decode(student, name):
-    case, expected, _, observed = add(student, name)
+def test_ordinary_tokens_are_kept_by_decode(student, name, draw):
+    case, expected, _, observed = add(student, drawn_case(name, draw))
     for text, decoded in zip(case.strings, observed["tokenizer"]["decode_skipping_special"]):
         # Only ASCII strings: a byte-level tokenizer decodes an added non-ASCII token byte by byte ("Gödel" -> "G�del").
         if text in expected["new"] and text.isascii() and decoded.strip() != text:
@@ -263,6 +324,6 @@ def test_ordinary_tokens_are_kept_by_decode(student, name):
 
 
 def prepare(tests) -> None:
-    """Compute every expected value once, before grading starts, so that no submission pays for it."""
-    for name in CASES:
-        expectation(name)
+    """Compute the visible cases' expected values once, before grading starts (hidden ones depend on the student)."""
+    for case in CASES.values():
+        expectation(case)

@@ -2,7 +2,7 @@
 
 With one key/value head, or n_rep = 1, the two are the same.
 
-fails: repeat_kv[3-5-3-7-13] repeat_kv_hidden[2-3-3-5-64-bfloat16]
+fails: repeat_kv[3-5-3-7-13] repeat_kv_hidden[smollm2-grouping]
 says: the heads are tiled
 """
 
