@@ -3,7 +3,9 @@
 * ``grade``: grade a submission or a folder of them (:mod:`autograder.grade`);
 * ``selftest``: the reference solutions must score full marks, the lab stubs zero (:mod:`autograder.selftest`);
 * ``bench``: generate submissions and time their grading (:mod:`autograder.bench`);
-* ``audit``: grade the catalogue of correct, faulty and hostile submissions and report what each got (:mod:`autograder.audit`).
+* ``audit``: grade the catalogue of correct, faulty and hostile submissions and report what each got (:mod:`autograder.audit`);
+* ``bundle``: write the Gradescope autograder zip of a lab or all labs (:mod:`autograder.bundle`);
+* ``tolerances``: measure how far correct implementations disagree and check each check's tolerance against it (:mod:`autograder.tolerances`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ VERBS = {
     "selftest": "autograder.selftest",
     "bench": "autograder.bench",
     "audit": "autograder.audit",
+    "bundle": "autograder.bundle",
+    "tolerances": "autograder.tolerances",
 }
 
 

@@ -77,7 +77,7 @@ class Grader:
         self.seed = seed  # one seed for every submission instead (a regrade of one student with a recorded seed)
         self.modules = {lab: specs.load(lab) for lab in self.labs}
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
-        preload = {role for module in self.modules.values() for role in module.LAB.preload}
+        preload = merge_preloads(role for module in self.modules.values() for role in module.LAB.preload)
         imports = {name for module in self.modules.values() for name in module.LAB.imports}
         self.sandbox = Sandbox(preload, limits, imports, isolation)
         self.stopping = threading.Event()
@@ -99,7 +99,7 @@ class Grader:
         from book.models import resolve
 
         for role in self.sandbox.preload:  # a first use converts SmolLM2 once: not twice at the same time
-            resolve(role)
+            resolve(role.partition(":")[0])
         failure = []
         worker = threading.Thread(target=lambda: _capture(self.sandbox.start, failure), daemon=True)
         worker.start()
@@ -221,6 +221,12 @@ class Grader:
             if on_lab:
                 on_lab(student, lab)
         return results.totals(record)
+
+
+def merge_preloads(names) -> set[str]:
+    """The models the worker loads for several labs: a role's full model replaces its vocabulary-only one."""
+    names = set(names)
+    return {n for n in names if not (n.endswith(":vocabulary") and n.partition(":")[0] in names)}
 
 
 def gradescope_student(metadata: Path) -> str | None:

@@ -67,14 +67,59 @@ def gradescope(record: dict) -> dict:
         lines += [f"{name}: {note}" for note in lab.get("notes", [])]
         for test in lab["tests"]:
             tests.append({key: test[key] for key in ("name", "score", "max_score", "output", "visibility", "status")})
+    seconds = sum(lab.get("seconds", 0.0) for lab in record["labs"].values())
     return {
         "score": record["score"],
         "max_score": record["max_score"],
+        "execution_time": round(seconds),
         "output": "\n".join(lines),
         "visibility": "visible",
-        "stdout_visibility": "hidden",
+        "stdout_visibility": "hidden",  # the autograder's own output is never shown to the student
         "tests": tests,
+        # Kept by Gradescope, not shown: how each lab's hidden inputs were drawn and what walled the code off.
+        "extra_data": {name: {"hidden_inputs": lab.get("hidden_inputs"), "sandbox": lab.get("sandbox")}
+                       for name, lab in record["labs"].items()},
     }
+
+
+# Gradescope's results.json, as its documentation specifies it (autograder specifications, "Output format").
+GRADESCOPE_VISIBILITY = ("hidden", "after_due_date", "after_published", "visible")
+GRADESCOPE_STATUS = ("passed", "failed")
+GRADESCOPE_TOP = {"score": (int, float), "max_score": (int, float), "execution_time": (int, float), "output": str,
+                  "output_format": str, "test_output_format": str, "test_name_format": str, "visibility": str,
+                  "stdout_visibility": str, "extra_data": dict, "tests": list, "leaderboard": list}
+GRADESCOPE_TEST = {"score": (int, float), "max_score": (int, float), "status": str, "name": str, "name_format": str,
+                   "number": str, "output": str, "output_format": str, "tags": list, "visibility": str, "extra_data": dict}
+
+
+def gradescope_problems(data) -> list[str]:
+    """What makes ``data`` an invalid Gradescope results.json (empty when it is valid)."""
+    if not isinstance(data, dict):
+        return [f"results.json must hold an object, not {type(data).__name__}"]
+    problems = [f"unknown field {key!r}" for key in data if key not in GRADESCOPE_TOP]
+    problems += [f"{key} must be {kinds}" for key, kinds in GRADESCOPE_TOP.items()
+                 if key in data and (not isinstance(data[key], kinds) or isinstance(data[key], bool))]
+    tests = data.get("tests") if isinstance(data.get("tests"), list) else []
+    if "score" not in data and not all(isinstance(t, dict) and "score" in t for t in tests):
+        problems.append("a score is needed: at the top level, or on every test")
+    for key in ("visibility", "stdout_visibility"):
+        if key in data and data[key] not in GRADESCOPE_VISIBILITY:
+            problems.append(f"{key} {data[key]!r} is not one of {GRADESCOPE_VISIBILITY}")
+    for index, test in enumerate(tests):
+        if not isinstance(test, dict):
+            problems.append(f"tests[{index}] must be an object")
+            continue
+        problems += [f"tests[{index}]: unknown field {key!r}" for key in test if key not in GRADESCOPE_TEST]
+        problems += [f"tests[{index}].{key} must be {kinds}" for key, kinds in GRADESCOPE_TEST.items()
+                     if key in test and (not isinstance(test[key], kinds) or isinstance(test[key], bool))]
+        if test.get("status", "passed") not in GRADESCOPE_STATUS:
+            problems.append(f"tests[{index}].status {test['status']!r} is not one of {GRADESCOPE_STATUS}")
+        if test.get("visibility", "visible") not in GRADESCOPE_VISIBILITY:
+            problems.append(f"tests[{index}].visibility {test['visibility']!r} is not one of {GRADESCOPE_VISIBILITY}")
+        if isinstance(test.get("score"), (int, float)) and isinstance(test.get("max_score"), (int, float)) \
+                and not 0 <= test["score"] <= test["max_score"]:
+            problems.append(f"tests[{index}]: score {test['score']} outside 0..{test['max_score']}")
+    return problems
 
 
 def write_student(out: Path, record: dict, guard: "Guard | None" = None) -> Path:

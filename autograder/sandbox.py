@@ -212,7 +212,7 @@ class Sandbox:
                    "--control-fd", str(theirs.fileno()), "--preload", ",".join(self.preload),
                    "--imports", ",".join(self.imports)]
         if bwrap is not None:
-            models = [resolve(role).location for role in self.preload]
+            models = [resolve(role.partition(":")[0]).location for role in self.preload]
             command = isolation.command(command, bwrap=bwrap, workroot=Path(self.workroot), private=Path(private),
                                         models=models)
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=self.workroot, env=env,

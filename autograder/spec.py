@@ -51,7 +51,9 @@ class Lab:
     notebook: str  # the lab notebook, relative to the repository (its stubs must score zero)
     reference: str  # the reference solution, relative to the repository (it must score full marks)
     functions: tuple[str, ...]  # the functions students write
-    preload: tuple[str, ...] = ()  # model roles the worker loads for this lab ("encoder", "decoder")
+    # Model roles the worker loads for this lab ("encoder", "decoder"); "decoder:vocabulary" loads the
+    # model without its transformer layers (a lab whose functions only touch the embeddings).
+    preload: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()  # modules submissions of this lab often import, imported once by the worker
 
 
@@ -174,6 +176,16 @@ def cached(function):
 # submissions are graded side by side, and a forward hook on a shared module must capture its
 # own forward pass, not another thread's.
 MODEL_LOCK = threading.RLock()
+
+
+@cached
+def course_vocabulary_model(role: str):
+    """The tokenizer and the layer-less model of a role (book.models.load_vocabulary_model), loaded once, for specs
+    whose truths need only the embeddings."""
+    from book import load_tokenizer
+    from book.models import load_vocabulary_model
+
+    return load_tokenizer(role), load_vocabulary_model(role)
 
 
 @cached

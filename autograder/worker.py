@@ -94,7 +94,7 @@ def _vm_size() -> int:
 
 
 def preload(names: list[str], imports: list[str]) -> dict:
-    """Import the libraries and load the models named (``encoder``, ``decoder``), each run once."""
+    """Import the libraries and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once."""
     import importlib
 
     import tokenizers  # noqa: F401
@@ -110,10 +110,14 @@ def preload(names: list[str], imports: list[str]) -> dict:
     objects = {}
     if names:
         import book
+        import book.models
 
-        for role in names:
+        for name in names:
+            # "decoder:vocabulary": the model without its layers (book.models.load_vocabulary_model), for a lab
+            # whose functions only touch the embeddings; it shares the role's name with the full model.
+            role, _, part = name.partition(":")
             tokenizer = book.load_tokenizer(role)
-            model = book.load_model(role)
+            model = book.models.load_vocabulary_model(role) if part == "vocabulary" else book.load_model(role)
             model.requires_grad_(False)
             with torch.no_grad():  # the first forward initialises kernels: pay it here, once
                 model(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))

@@ -252,3 +252,21 @@ def weights_note(name: str = "decoder") -> str:
             "already sits on a 4-bit grid; the original checkpoint on the Hugging Face Hub is bfloat16. "
             "Effects of a few parts in a thousand can differ from that checkpoint's; the quantization "
             "chapter's GGUF section shows the grid.")
+
+
+def load_vocabulary_model(name: str = "decoder"):
+    """The model of ``name`` without its transformer layers: embeddings, final norm and (tied) output head only.
+
+    For code that reads or changes only the vocabulary side of a model (adding tokens resizes the
+    embedding matrix and a tied head, nothing else): SmolLM2 then takes 28 M parameters instead
+    of 135 M. The rows are the checkpoint's own; the layers' weights are simply not loaded
+    (``num_hidden_layers=0``), so transformers' report of unused weights is silenced.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        return load_model(name, num_hidden_layers=0)
+    finally:
+        transformers_logging.set_verbosity(level)

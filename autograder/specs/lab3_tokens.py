@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from autograder.compare import Cause, Mismatch, check_close
-from autograder.spec import Lab, cached, course_model, parametrize, points
+from autograder.spec import Lab, cached, course_vocabulary_model, parametrize, points
 from autograder.wire import Ref
 
 LAB = Lab(
@@ -27,7 +27,8 @@ LAB = Lab(
     notebook="labs/lab3_tokens.ipynb",
     reference="solutions/tokens.py",
     functions=("add_tokens",),
-    preload=("encoder", "decoder"),
+    # add_tokens touches only the tokenizer, the embeddings and a tied head: the layers stay unloaded (memory).
+    preload=("encoder:vocabulary", "decoder:vocabulary"),
 )
 MODELS = {"encoder": "MiniLM", "decoder": "SmolLM2"}
 
@@ -60,8 +61,9 @@ CASES = {
 @cached
 def pristine(role: str):
     """The tokenizer and the input embedding matrix (V, D) of ``role`` as loaded, never changed."""
-    tokenizer, model = course_model(role)
-    return tokenizer, model.get_input_embeddings().weight.detach().clone()  # (V, D)
+    tokenizer, model = course_vocabulary_model(role)
+    # No copy: nothing in the grader writes to it, and only the rows the truths read are paged in.
+    return tokenizer, model.get_input_embeddings().weight.detach()  # (V, D)
 
 
 # What hidden cases are drawn from: each template's kinds of string, a pool for each kind.
@@ -133,7 +135,7 @@ def expectation(case: AddCase) -> dict:
     existing = {s: p[0] for s, p in pieces.items() if len(p) == 1}  # already one token: not added
     new = [s for s in dict.fromkeys(case.strings) if s not in existing]
     means = {s: weight[torch.tensor(pieces[s])].double().mean(dim=0) for s in new}  # (D,) each
-    average = weight.double().mean(dim=0)  # (D,): the mean of every row, a common but different initialisation
+    average = weight.mean(dim=0).double()  # (D,): the mean of every row (no float64 copy of the whole matrix)
     causes = {s: [Cause("the row is all zeros: set it to the mean of the rows of the pieces the string was split into.",
                         torch.zeros_like(means[s])),
                   Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "

