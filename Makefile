@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test test-book bench-build bench-load sync clean
+.PHONY: install book test test-book bench-build bench-load bench-grading bench-gradescope sync clean
 
 $(STAMP): pyproject.toml package-lock.json scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -41,3 +41,13 @@ clean:
 ## Print how long loading the converted SmolLM2 takes in a fresh process (converting first if needed).
 bench-load: $(STAMP)
 	$(PY) scripts/bench_load.py
+
+## Grade 100 generated submissions (half correct, half with a classic mistake) and print time per submission and lab, and peak memory.
+bench-grading: $(STAMP)
+	bash scripts/setup_sandbox.sh
+	$(PY) scripts/bench_grading.py
+
+## Print the time and peak memory of one submission graded by each lab's Gradescope bundle.
+bench-gradescope: $(STAMP)
+	bash scripts/setup_sandbox.sh
+	$(PY) scripts/bench_gradescope.py

@@ -31,6 +31,7 @@ import shlex
 import stat
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import specs
@@ -154,6 +155,92 @@ def write_bundle(out: Path, labs: str = "all", limits: Limits = Limits(), secret
             _add(archive, f"course/{relative.as_posix()}", (root / relative).read_bytes())
     out.write_bytes(buffer.getvalue())
     return out
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    """Lay ``archive`` out as Gradescope does, under ``into/autograder``: source/ (modes kept), submission/, results/.
+
+    Returns the tree's root, for ``AUTOGRADER_ROOT``: a bundle can be tried on any machine
+    before it is uploaded (:func:`try_locally`).
+    """
+    root = Path(into) / "autograder"
+    source = root / "source"
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            target = source / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(opened.read(info))
+            target.chmod((info.external_attr >> 16) & 0o777)
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    (root / "run_autograder").write_bytes((source / "run_autograder").read_bytes())  # Gradescope copies it there
+    (root / "run_autograder").chmod(EXECUTABLE)
+    return root
+
+
+@dataclass
+class LocalRun:
+    """One submission graded by an unpacked bundle: Gradescope's results.json, the wall time, the peak memory."""
+
+    results: dict
+    seconds: float
+    peak_bytes: int  # PSS of run_autograder and every process under it: the grader, the worker, its children
+    root: Path
+
+
+def _tree_pss(pid: int) -> int:
+    """The proportional memory of process ``pid`` and its descendants, in bytes (0 when psutil is missing)."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    try:
+        top = psutil.Process(pid)
+        processes = [top] + top.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
+
+
+def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "student@example.edu",
+                python: str | None = None, env: dict | None = None) -> LocalRun:
+    """Run ``archive``'s run_autograder on ``submission`` as Gradescope would, with this machine's Python and models.
+
+    ``python`` replaces /autograder/venv/bin/python (default: this interpreter, which must have
+    the course installed); the converted models are this machine's (``LLM_INTERNALS_CACHE``).
+    """
+    import json
+    import os
+    import subprocess
+    import time
+
+    from book.models import cache_dir
+
+    root = unpack(archive, workspace)
+    submission = Path(submission)
+    (root / "submission" / submission.name).write_bytes(submission.read_bytes())
+    (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": email}]}))
+    environment = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python or sys.executable,
+                       LLM_INTERNALS_CACHE=str(cache_dir()), **(env or {}))
+    started = time.perf_counter()
+    process = subprocess.Popen([str(root / "run_autograder")], env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_pss(process.pid))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    out, err = process.communicate()
+    if process.returncode != 0 or out:
+        raise RuntimeError(f"run_autograder exited with {process.returncode} and printed {out!r} {err!r}")
+    results = json.loads((root / "results" / "results.json").read_text())
+    return LocalRun(results, seconds, peak, root)
 
 
 def failed_results(status: int) -> dict:

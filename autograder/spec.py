@@ -185,6 +185,7 @@ def course_vocabulary_model(role: str):
     from book import load_tokenizer
     from book.models import load_vocabulary_model
 
+    _quiet_loading()
     return load_tokenizer(role), load_vocabulary_model(role)
 
 
@@ -196,7 +197,15 @@ def course_model(role: str):
     """
     from book import load_model, load_tokenizer
 
+    _quiet_loading()
     return load_tokenizer(role), load_model(role)
+
+
+def _quiet_loading() -> None:
+    """No per-tensor "Loading weights" bar on the grader's terminal: the models are local and load in a second."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def takes_draw(function) -> bool:

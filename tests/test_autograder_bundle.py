@@ -59,20 +59,7 @@ def zipped(tmp_path_factory):
     return bundle.write_bundle(folder / "lab1-autograder.zip", "lab1", secret=secret), secret
 
 
-def unpack(archive: Path, into: Path) -> Path:
-    """An /autograder-like tree: source/ (the zip, modes kept), submission/, results/; returns its root."""
-    root = into / "autograder"
-    source = root / "source"
-    with zipfile.ZipFile(archive) as opened:
-        for info in opened.infolist():
-            target = source / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(opened.read(info))
-            target.chmod((info.external_attr >> 16) & 0o777)
-    (root / "submission").mkdir()
-    (root / "results").mkdir()
-    shutil.copy(source / "run_autograder", root / "run_autograder")  # Gradescope copies it there
-    return root
+unpack = bundle.unpack
 
 
 def run_autograder(root: Path, submission: Path | str, email: str, python: str = sys.executable) -> dict:

@@ -129,7 +129,7 @@ def test_the_command_line_explains_its_verbs_and_refuses_unknown_ones(capsys):
     assert cli.main(["--help"]) == 0
     assert "grade" in capsys.readouterr().err
     assert cli.main(["regrade"]) == 2
-    assert "Unknown command 'regrade': use one of grade, selftest, bench, audit." in capsys.readouterr().err
+    assert "Unknown command 'regrade': use one of grade, selftest, bench, audit, bundle, tolerances." in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["grade", "nowhere", "--lab", "lab7"])
     assert "There is no lab 'lab7'" in capsys.readouterr().err
