@@ -120,6 +120,28 @@ def generate(folder: Path, count: int, root: Path = ROOT) -> tuple[dict[str, lis
     return written, skipped
 
 
+def tree_pss(pid: int) -> int:
+    """The proportional memory (PSS, RSS where the system has none) of process ``pid`` and all its descendants, in
+    bytes; 0 without psutil or once the process has ended."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    try:
+        top = psutil.Process(pid)
+        processes = [top] + top.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            info = process.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except (psutil.Error, OSError):
+            pass
+    return total
+
+
 class MemoryWatch:
     """Samples the proportional memory (PSS) of this process and all its descendants; keeps the peak (0 without psutil)."""
 
@@ -135,16 +157,7 @@ class MemoryWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
-        import psutil
-
-        total = 0
-        for process in [self.process] + self.process.children(recursive=True):
-            try:
-                info = process.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            except (psutil.Error, OSError):
-                pass
-        return total
+        return tree_pss(self.process.pid)
 
     def _run(self):
         while not self._stop.is_set():

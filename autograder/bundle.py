@@ -190,26 +190,6 @@ class LocalRun:
     root: Path
 
 
-def _tree_pss(pid: int) -> int:
-    """The proportional memory of process ``pid`` and its descendants, in bytes (0 when psutil is missing)."""
-    try:
-        import psutil
-    except ImportError:
-        return 0
-    try:
-        top = psutil.Process(pid)
-        processes = [top] + top.children(recursive=True)
-    except psutil.Error:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
-
-
 def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "student@example.edu",
                 python: str | None = None, env: dict | None = None) -> LocalRun:
     """Run ``archive``'s run_autograder on ``submission`` as Gradescope would, with this machine's Python and models.
@@ -222,6 +202,7 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
     import subprocess
     import time
 
+    from autograder.bench import tree_pss
     from book.models import cache_dir
 
     root = unpack(archive, workspace)
@@ -235,7 +216,7 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
                                stderr=subprocess.PIPE, text=True)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, _tree_pss(process.pid))
+        peak = max(peak, tree_pss(process.pid))
         time.sleep(0.1)
     seconds = time.perf_counter() - started
     out, err = process.communicate()
