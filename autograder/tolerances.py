@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from autograder.compare import TOLERANCES
 from autograder.sandbox import ROOT
 from autograder.seeding import Draw
+from autograder.wire import linear_module
 
 MARGIN = 2.0
 RECORD = ROOT / "autograder" / "specs" / "tolerances.json"
@@ -182,7 +183,7 @@ def self_attention_rows(students: int) -> list[Row]:
     for key in keys:
         hidden, mask, projections, heads, expected = (lab1.minilm_layer_case(*key[1:]) if key[0] == "minilm"
                                                       else lab1.small_layer_case(*key[1:]))
-        layers = [_linear(p) for p in projections]
+        layers = [linear_module(p.weight, p.bias) for p in projections]  # what the worker builds
         for name, implementation in implementations.items():
             with torch.no_grad():
                 got = implementation.self_attention(hidden, mask, *layers, heads)
@@ -192,16 +193,6 @@ def self_attention_rows(students: int) -> list[Row]:
     mistakes.settle(row)
     row.cases = len(keys)
     return [row]
-
-
-def _linear(projection) -> torch.nn.Linear:
-    """A torch.nn.Linear holding the weight and bias of an autograder.wire.Linear (what the worker builds)."""
-    layer = torch.nn.Linear(projection.weight.shape[1], projection.weight.shape[0], bias=projection.bias is not None)
-    with torch.no_grad():
-        layer.weight.copy_(projection.weight)
-        if projection.bias is not None:
-            layer.bias.copy_(projection.bias)
-    return layer.requires_grad_(False)
 
 
 def pooling_rows(students: int) -> list[Row]:

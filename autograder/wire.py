@@ -63,6 +63,16 @@ class Linear:
     bias: torch.Tensor | None = None
 
 
+def linear_module(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.nn.Linear:
+    """The ``torch.nn.Linear`` of a weight (out, in) and bias (out,), in the weight's dtype, without gradients."""
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer.to(weight.dtype).requires_grad_(False)
+
+
 @dataclass(frozen=True)
 class Opaque:
     """A value the worker could not send as plain data: only its type and a short repr come back."""

@@ -402,12 +402,7 @@ def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
             if payload not in objects:
                 raise wire.WireError(f"the worker did not preload {payload!r}")
             return objects[payload]
-        layer = torch.nn.Linear(payload["weight"].shape[1], payload["weight"].shape[0], bias=payload["bias"] is not None)
-        with torch.no_grad():
-            layer.weight.copy_(payload["weight"])
-            if payload["bias"] is not None:
-                layer.bias.copy_(payload["bias"])
-        return layer.to(payload["weight"].dtype).requires_grad_(False)
+        return wire.linear_module(payload["weight"], payload["bias"])
 
     limit = request["limits"]["message_bytes"]
     while True:

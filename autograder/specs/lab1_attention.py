@@ -20,7 +20,7 @@ from transformers.models.llama.modeling_llama import repeat_kv as library_repeat
 from autograder.compare import (Cause, as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
                                 check_shape, check_zero_where)
 from autograder.spec import MODEL_LOCK, Lab, cached, course_model, parametrize, points
-from autograder.wire import Linear
+from autograder.wire import Linear, linear_module
 
 LAB = Lab(
     name="lab1",
@@ -481,12 +481,9 @@ def small_layer_case(seed: int = 90, H: int = 5, Dh: int = 7, T: int = 9, short:
     hidden = randn(seed, 2, T, D)  # (B, T, D)
     mask = padding_mask((T, short), T)
     weights = [(randn(seed + 1 + i, D, D) / D**0.5, randn(seed + 5 + i, D)) for i in range(3)]
-    layers = [torch.nn.Linear(D, D) for _ in range(3)]
+    layers = [linear_module(w.double(), b.double()) for w, b in weights]
     with torch.no_grad():
-        for layer, (w, b) in zip(layers, weights):
-            layer.weight.copy_(w)
-            layer.bias.copy_(b)
-        expected = reference(hidden.double(), mask, *[layer.double() for layer in layers], H)
+        expected = reference(hidden.double(), mask, *layers, H)
     return hidden, mask, [Linear(w, b) for w, b in weights], H, expected
 
 
