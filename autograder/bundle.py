@@ -226,6 +226,12 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
     return LocalRun(results, seconds, peak, root)
 
 
+def try_reference(lab: str, workspace: Path, secret: str | None = None) -> LocalRun:
+    """Write ``lab``'s bundle and grade its reference solution with it (:func:`try_locally`): the figures of one submission."""
+    archive = write_bundle(Path(workspace) / f"{lab}.zip", lab, secret=secret)
+    return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab)
+
+
 def failed_results(status: int) -> dict:
     """The results.json written when the grader itself failed: zero points and a sentence, nothing of the student's."""
     return {"score": 0.0, "visibility": "visible", "stdout_visibility": "hidden", "tests": [],

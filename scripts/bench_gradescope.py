@@ -23,14 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder import bundle  # noqa: E402
-from autograder.specs import load, select  # noqa: E402
+from autograder.specs import select  # noqa: E402
 from book.models import resolve  # noqa: E402
-
-
-def measure(lab: str, workspace: Path) -> bundle.LocalRun:
-    """Grade the reference solution of ``lab`` with the lab's bundle."""
-    archive = bundle.write_bundle(workspace / f"{lab}.zip", lab)
-    return bundle.try_locally(archive, ROOT / load(lab).LAB.reference, workspace / lab)
 
 
 def main() -> int:
@@ -43,7 +37,7 @@ def main() -> int:
     print(f"{'lab':5} {'score':>9} {'wall s':>7} {'peak MiB (PSS, all processes)':>30}")
     with tempfile.TemporaryDirectory(prefix="llm-grade-gradescope-") as temporary:
         for lab in args.labs:
-            runs = [measure(lab, Path(temporary) / f"run{i}") for i in range(args.repeat)]
+            runs = [bundle.try_reference(lab, Path(temporary) / f"run{i}") for i in range(args.repeat)]
             worst = max(runs, key=lambda r: r.seconds)
             peak = max(r.peak_bytes for r in runs) / 2**20
             score = f"{worst.results['score']:g}/{worst.results['max_score']:g}"
