@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test test-book bench-build bench-load bench-grading bench-gradescope sync clean
+.PHONY: install book test test-book bench-build bench-reading bench-load bench-grading bench-gradescope sync clean
 
 $(STAMP): pyproject.toml package-lock.json scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -30,6 +30,10 @@ test-book: $(STAMP)
 ## Print the cold (no cache) and warm (no change) build times of the book.
 bench-build: $(STAMP)
 	$(PY) -m book.build --benchmark
+
+## Print the reading report of every page (main-path and folded minutes, diagrams, numbers per 100 words, questions), building the book first.
+bench-reading: book
+	$(PY) -m book.reading _build/html
 
 ## Regenerate the paired notebooks from the MyST sources (the .md is the source of truth).
 sync: $(STAMP)

@@ -12,6 +12,9 @@ Usage::
 
     python -m book.build               # build into _build/html
     python -m book.build --benchmark   # print cold (no cache) and warm (no change) build times
+
+After a successful build it writes the reading report (:mod:`book.reading`) to
+``_build/reading-report.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FINGERPRINT_SOURCES = ("book", "solutions")
 FINGERPRINT_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "myst-nb", "gguf")
 FINGERPRINT_FILE = "execution-fingerprint.json"
+# The reading report (book/reading.py) each successful build writes beside the HTML (.json and .md).
+READING_REPORT = "reading-report"
 # Ignored folders the build reads that a copy of the sources links to instead of copying.
 INSTALLED_ASSETS = ("node_modules",)
 # jupyter-book's command line, run with this interpreter (its module has no __main__ guard).
@@ -119,7 +124,12 @@ def build(root: Path = ROOT, extra_args: tuple[str, ...] = ()) -> int:
         print(f"Execution cache cleared: {', '.join(changed)} changed since the last build.", flush=True)
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(root))
     command = JUPYTER_BOOK + ["build", str(root), *extra_args]
-    return subprocess.call(command, cwd=root, env=env)
+    code = subprocess.call(command, cwd=root, env=env)
+    if code == 0:
+        from book import reading
+
+        reading.write(root / "_build" / "html", root / "_build" / READING_REPORT, root)
+    return code
 
 
 def _copy_sources(root: Path, destination: Path) -> None:

@@ -7,6 +7,9 @@
 * The bibliography is labelled as the text cites: ``[Vaswani et al., 2017]``, not pybtex's
   default alpha labels (``[VSP+17]``) beside author-year citations (``bibtex_default_style:
   authoryear`` in ``_config.yml`` selects :class:`AuthorYearStyle`).
+* "Going deeper" blocks: everything between ``{deeper-start} Title`` and ``{deeper-end}`` (prose
+  and executed code cells alike) is folded into a ``<details class="deeper">`` that a reader
+  opens on demand, so a chapter's main path stands alone (see :class:`FoldDeeperBlocks`).
 * Each script is included once: sphinx-thebe registers its configuration script again on every
   read pass, and the duplicate ``const`` declaration is a JavaScript error on every page.
 
@@ -26,8 +29,10 @@ import shutil
 from pathlib import Path
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from sphinx.errors import ExtensionError
 from sphinx.transforms import SphinxTransform
+from sphinx.util.docutils import SphinxDirective
 
 MATHJAX_ENV = "LLM_INTERNALS_MATHJAX"
 BUNDLE = Path("node_modules") / "mathjax" / "es5"
@@ -78,6 +83,93 @@ class LocalBadges(SphinxTransform):
             local = LOCAL_BADGES.get(image.get("uri", ""))
             if local:
                 image["uri"] = local
+
+
+# -- "Going deeper" blocks ------------------------------------------------------------------------
+DEEPER_PREFIX = "Going deeper: "
+
+
+class deeper(nodes.General, nodes.Element):
+    """A folded block of forensic material: ``<details class="deeper">`` with its title as summary."""
+
+
+class deeper_start(nodes.General, nodes.Element):
+    """Marks where a deeper block begins (replaced by :class:`deeper` when the page is read)."""
+
+
+class deeper_end(nodes.General, nodes.Element):
+    """Marks where a deeper block ends."""
+
+
+class DeeperStart(SphinxDirective):
+    """``{deeper-start} Title``: the start of a folded "Going deeper" block (its title is required)."""
+
+    required_arguments = 1
+    final_argument_whitespace = True
+    option_spec = {"name": directives.unchanged}
+
+    def run(self):
+        node = deeper_start(title=self.arguments[0])
+        node["ids"] = [self.options["name"]] if "name" in self.options else []
+        self.set_source_info(node)
+        return [node]
+
+
+class DeeperEnd(SphinxDirective):
+    """``{deeper-end}``: the end of the block the last ``{deeper-start}`` opened."""
+
+    def run(self):
+        node = deeper_end()
+        self.set_source_info(node)
+        return [node]
+
+
+class FoldDeeperBlocks(SphinxTransform):
+    """Move everything between a ``deeper-start`` and its ``deeper-end`` into one :class:`deeper` node.
+
+    Both markers must have the same parent: a block cannot contain a heading (a section break
+    would separate them). Code cells between them stay executed; only their display is folded.
+    """
+
+    default_priority = 200
+
+    def apply(self, **kwargs) -> None:
+        for start in list(self.document.findall(deeper_start)):
+            parent = start.parent
+            index = parent.index(start)
+            end = next((i for i, child in enumerate(parent.children[index + 1:], index + 1)
+                        if isinstance(child, (deeper_end, deeper_start))), None)
+            where = f"{start.source or self.env.docname}:{start.line}"
+            if end is None or isinstance(parent.children[end], deeper_start):
+                raise ExtensionError(
+                    f"{where}: the deeper block {start['title']!r} has no {{deeper-end}} before the next heading "
+                    f"or block; close it with {{deeper-end}} (a deeper block cannot contain a heading).")
+            block = deeper(title=start["title"], ids=start["ids"])
+            block.source, block.line = start.source, start.line
+            block.extend(parent.children[index + 1:end])
+            parent.children[index:end + 1] = [block]
+            block.parent = parent
+        for stray in list(self.document.findall(deeper_end)):
+            raise ExtensionError(f"{stray.source or self.env.docname}:{stray.line}: a {{deeper-end}} without its "
+                                 f"{{deeper-start}}; remove it or open the block above it.")
+
+
+def _visit_deeper_html(self, node) -> None:
+    ids = f' id="{node["ids"][0]}"' if node["ids"] else ""
+    self.body.append(f'<details class="deeper"{ids}><summary>{DEEPER_PREFIX}{self.encode(node["title"])}</summary>'
+                     f'<div class="deeper-body">')
+
+
+def _depart_deeper_html(self, node) -> None:
+    self.body.append("</div></details>")
+
+
+def _visit_deeper_other(self, node) -> None:
+    pass
+
+
+def _depart_deeper_other(self, node) -> None:
+    pass
 
 
 def _deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -141,6 +233,13 @@ def _register_bibliography_style() -> None:
 def setup(app):
     _register_bibliography_style()
     app.add_transform(LocalBadges)
+    app.add_node(deeper, html=(_visit_deeper_html, _depart_deeper_html),
+                 latex=(_visit_deeper_other, _depart_deeper_other), text=(_visit_deeper_other, _depart_deeper_other))
+    app.add_node(deeper_start)
+    app.add_node(deeper_end)
+    app.add_directive("deeper-start", DeeperStart)
+    app.add_directive("deeper-end", DeeperEnd)
+    app.add_transform(FoldDeeperBlocks)
     app.connect("html-page-context", _deduplicate_scripts, priority=900)
     app.connect("builder-inited", _use_local_copy)
     app.connect("build-finished", _copy_bundle)

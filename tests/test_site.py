@@ -195,3 +195,62 @@ def test_colab_button_and_download_serve_this_pages_notebook(visit, site, page):
         notebook = nbformat.reads(response.read().decode(), as_version=4)
     source = nbformat.read(ROOT / f"{page}.ipynb", as_version=4)
     assert [c.source for c in notebook.cells if c.cell_type == "code"] == [c.source for c in source.cells if c.cell_type == "code"]
+
+
+# Chapters that must already follow the template of CONTRIBUTING.md (every chapter of "Inside a
+# language model" once it has been rewritten); any page that opens with "In this chapter" is held to it too.
+ON_TEMPLATE: tuple[str, ...] = ()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_chapter_on_the_template_meets_its_limits(built_book, page):
+    from book import reading
+
+    measured = reading.measure((built_book / f"{page}.html").read_text(encoding="utf-8"), page)
+    if page in ON_TEMPLATE:
+        assert measured.in_this_chapter, f"{page} must open with an 'In this chapter' box (CONTRIBUTING.md)"
+    if measured.in_this_chapter:
+        assert measured.problems() == [], f"{page}: {measured.problems()}"
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+@pytest.mark.parametrize("page", PAGES)
+def test_diagrams_load_are_not_blank_fit_the_column_and_read_on_a_phone(visit, page, viewport):
+    from book.diagrams import core
+
+    opened = visit(f"{page}.html", viewport)
+    opened.page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    opened.scroll_through()
+    found = opened.page.evaluate("""() => [...document.querySelectorAll('img.diagram')].map(img => {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let inked = 0;
+        for (let i = 0; i < pixels.length; i += 4) {
+            if (pixels[i + 3] > 0 && (pixels[i] < 235 || pixels[i + 1] < 235 || pixels[i + 2] < 235)) inked++;
+        }
+        const box = img.getBoundingClientRect();
+        return {alt: img.alt, natural: img.naturalWidth, shown: box.width, right: box.right,
+                column: img.closest('article').getBoundingClientRect().right,
+                inked: inked / (pixels.length / 4), minFont: parseFloat(img.dataset.minFontPt)};
+    })""")
+    width = VIEWPORTS[viewport]["width"]
+    for diagram in found:
+        name = diagram["alt"][:50]
+        assert diagram["natural"] > 0, f"{page}: the diagram '{name}' did not load"
+        assert diagram["inked"] > 0.01, f"{page}: the diagram '{name}' is blank ({diagram['inked']:.3f} inked)"
+        assert diagram["right"] <= min(diagram["column"], width) + 1, f"{page}: '{name}' is wider than the column"
+        text_px = diagram["minFont"] * core.PX_PER_PT * diagram["shown"] / diagram["natural"]
+        assert text_px >= core.MIN_TEXT_PX, f"{page}: the smallest label of '{name}' is {text_px:.1f} px at {width} px"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_going_deeper_blocks_are_folded_until_opened(visit, page):
+    opened = visit(f"{page}.html")
+    blocks = opened.page.evaluate("""() => [...document.querySelectorAll('details.deeper')].map(d => ({
+        open: d.open, title: d.querySelector('summary').textContent, height: d.querySelector('.deeper-body').getBoundingClientRect().height}))""")
+    for block in blocks:
+        assert not block["open"] and block["height"] == 0, f"{page}: '{block['title']}' is open on load"
+        assert block["title"].startswith("Going deeper: ")
