@@ -47,12 +47,12 @@ def _toy(q, k, v, tokens):
 
 
 @diagram
-def overview(T: int = 3, D: int = 384, Dh: int = 32) -> Diagram:
+def overview() -> Diagram:
     """The whole idea: tokens -> Q, K, V -> scores -> softmax weights -> weighted sum of values."""
     fig, ax = draw.canvas(4.6, 6.1)
     cx = 2.3
     draw.chips(ax, 1.15, 5.82, ["the", "cat", "sat"], fontsize=11)
-    draw.box(ax, cx, 5.12, 3.2, 0.5, f"X: token states (T, D)", "state", fontsize=11)
+    draw.box(ax, cx, 5.12, 3.2, 0.5, "X: token states (T, D)", "state", fontsize=11)
     draw.arrow(ax, (cx, 5.6), (cx, 5.39))
     xs = (0.75, 2.3, 3.85)
     roles = ("query", "key", "value")
