@@ -35,6 +35,12 @@ PUBLISHED = {
         hidden_act="silu", rms_norm_eps=1e-5, tie_word_embeddings=False,
         rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
     )),
+    "smollm2-1.7b": ("LlamaConfig", "HuggingFaceTB/SmolLM2-1.7B-Instruct", dict(
+        vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+        num_attention_heads=32, num_key_value_heads=32, head_dim=64, max_position_embeddings=8192,
+        hidden_act="silu", rms_norm_eps=1e-5, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 130000.0},
+    )),
 }
 
 

@@ -9,7 +9,8 @@ import transformers
 from book.configs import PUBLISHED, published_config
 
 # Parameter counts of the published checkpoints (model cards), in billions, and their attention kind.
-KNOWN = {"gemma-2b": (2.51, 1), "gemma-2-2b": (2.61, 4), "llama-3-8b": (8.03, 8)}
+KNOWN = {"gemma-2b": (2.51, 1), "gemma-2-2b": (2.61, 4), "llama-3-8b": (8.03, 8),
+         "smollm2-1.7b": (1.71, 32)}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
