@@ -46,7 +46,7 @@ def _stream(ax, x, top, bottom):
             solid_capstyle="butt")
 
 
-def _human(n: float) -> str:
+def human_count(n: float) -> str:
     """135M, 2.5B: a parameter count as people write it."""
     for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
@@ -199,11 +199,11 @@ def block_norms() -> Diagram:
 def rope_rotation(thetas: Sequence[float] = (1.0, 100000 ** (-8 / 64)), pairs: Sequence[int] = (0, 4),
                   positions: Sequence[int] = (0, 1, 2, 3), Dh: int = SMOL["Dh"]) -> Diagram:
     """Pairs of query coordinates rotated by m·θ_i at positions m: a fast pair and a slower one."""
-    fig, ax = draw.canvas(5.2, 3.6)
+    fig, ax = draw.canvas(4.8, 3.5)
     shades = ["#d9d9d9", "#a6a6a6", "#6e6e6e", draw.COLORS["query"]]
-    radius = 0.95
+    radius = 0.85
     for panel, (theta, pair) in enumerate(zip(thetas, pairs)):
-        cx, cy = 1.3 + 2.6 * panel, 1.75
+        cx, cy = 1.2 + 2.4 * panel, 1.7
         from matplotlib.patches import Circle
 
         ax.add_patch(Circle((cx, cy), radius, facecolor="none", edgecolor="#bbbbbb",
@@ -215,11 +215,11 @@ def rope_rotation(thetas: Sequence[float] = (1.0, 100000 ** (-8 / 64)), pairs: S
             end = (cx + radius * math.cos(angle), cy + radius * math.sin(angle))
             color = shades[min(k, len(shades) - 1)] if k < len(positions) - 1 else draw.COLORS["query"]
             draw.arrow(ax, (cx, cy), end, color=color, width=1.8)
-            lx = cx + (radius + 0.2) * math.cos(angle)
+            lx = cx + (radius + 0.24) * math.cos(angle)
             ly = cy + (radius + 0.2) * math.sin(angle)
-            draw.label(ax, lx, ly, f"m={m}", fontsize=draw.SMALL - 1)
-        draw.label(ax, cx, 3.4, f"pair i = {pair}", fontsize=draw.SMALL, weight="bold")
-        draw.label(ax, cx, 0.35, f"θ = {theta:.3g} rad per token", fontsize=draw.SMALL - 1)
+            draw.label(ax, lx, ly, f"m={m}", fontsize=draw.SMALL)
+        draw.label(ax, cx, 3.3, f"pair i = {pair}", fontsize=draw.SMALL, weight="bold")
+        draw.label(ax, cx, 0.4, f"θ = {theta:.3g} rad/token", fontsize=draw.SMALL)
     alt = ("Two circles, each showing one pair of query coordinates as an arrow that rotates as "
            "the token's position m goes from 0 to 3. In the left pair the angle per token is "
            f"{thetas[0]:.3g} radians, so the arrow turns fast; in the right pair it is "
@@ -258,7 +258,7 @@ def parameter_areas(counts: Mapping[str, Mapping[str, float]] | None = None) -> 
     for row, (model, parts_of) in enumerate(counts.items()):
         total = sum(parts_of.values())
         top = height - 0.75 - row * pitch
-        draw.label(ax, x0, top - 0.08, f"{model}: {_human(total)}", ha="left", fontsize=draw.SMALL)
+        draw.label(ax, x0, top - 0.08, f"{model}: {human_count(total)}", ha="left", fontsize=draw.SMALL)
         y = top - 0.28 - bar_h / 2
         x = x0
         for part in parts:
