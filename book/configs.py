@@ -45,7 +45,7 @@ PUBLISHED = {
         vocab_size=50272, hidden_size=2048, ffn_dim=8192, num_hidden_layers=24,
         num_attention_heads=32, max_position_embeddings=2048, word_embed_proj_dim=2048,
         activation_function="relu", do_layer_norm_before=True, dropout=0.1,
-        pad_token_id=1, bos_token_id=2, eos_token_id=2, dtype="float16",
+        pad_token_id=1, bos_token_id=2, eos_token_id=2,
     )),
     "bert-base-uncased": ("BertConfig", "google-bert/bert-base-uncased", dict(
         vocab_size=30522, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
