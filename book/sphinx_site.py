@@ -110,8 +110,8 @@ class DeeperStart(SphinxDirective):
 
     def run(self):
         node = deeper_start(title=self.arguments[0])
-        node["ids"] = [self.options["name"]] if "name" in self.options else []
         self.set_source_info(node)
+        self.add_name(node)  # :name: is a label: {ref}`the fold <name>` links to the block
         return [node]
 
 
@@ -144,8 +144,10 @@ class FoldDeeperBlocks(SphinxTransform):
                 raise ExtensionError(
                     f"{where}: the deeper block {start['title']!r} has no {{deeper-end}} before the next heading "
                     f"or block; close it with {{deeper-end}} (a deeper block cannot contain a heading).")
-            block = deeper(title=start["title"], ids=start["ids"])
+            block = deeper(title=start["title"], ids=start["ids"], names=start["names"])
             block.source, block.line = start.source, start.line
+            for target in start["ids"]:
+                self.document.ids[target] = block
             block.extend(parent.children[index + 1:end])
             parent.children[index:end + 1] = [block]
             block.parent = parent
