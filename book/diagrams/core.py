@@ -131,6 +131,20 @@ class Diagram:
                     f"{self.name}: the label {text.get_text()!r} is {text.get_fontsize():g} pt, "
                     f"{px:.1f} px high on a phone (at least {MIN_TEXT_PX} px needed); use a larger "
                     f"font or draw the figure narrower than {width_in:.2f} in.")
+        for axes in figure.axes:
+            if axes.axison:
+                continue  # a data plot inside a diagram clips to its axes on purpose
+            frame = axes.get_window_extent(renderer)
+            for patch in axes.patches:
+                if not patch.get_visible() or not patch.get_clip_on():
+                    continue
+                extent = patch.get_window_extent(renderer)
+                if (extent.x0 < frame.x0 - 1 or extent.x1 > frame.x1 + 1
+                        or extent.y0 < frame.y0 - 1 or extent.y1 > frame.y1 + 1):
+                    raise IllegibleDiagram(
+                        f"{self.name}: a shape reaches beyond the canvas and would be cut off "
+                        f"({extent.x0:.0f}..{extent.x1:.0f} x {extent.y0:.0f}..{extent.y1:.0f} px on a "
+                        f"{frame.width:.0f} x {frame.height:.0f} px canvas); make the canvas larger.")
         extents = [(text, text.get_window_extent(renderer)) for text in labels]
         for text, box in getattr(figure, "course_boxes", []):
             inner = text.get_window_extent(renderer)
