@@ -255,3 +255,18 @@ def test_going_deeper_blocks_are_folded_until_opened(visit, page):
     for block in blocks:
         assert not block["open"] and not block["shown"], f"{page}: '{block['title']}' is open on load"
         assert block["title"].startswith("Going deeper: ")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_raw_tex_is_left_in_the_prose(built_book, page):
+    """A formula glued or written where MyST does not parse math shows as raw $...$ to the reader."""
+    import re
+
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup((built_book / f"{page}.html").read_text(encoding="utf-8"), "html.parser")
+    article = soup.find("article")
+    for skip in article.select("pre, code, script, style, .math, div.cell_output"):
+        skip.decompose()
+    raw = re.findall(r"\$[^$\s][^$\n]{0,60}\$", article.get_text(" "))
+    assert raw == [], f"{page} shows raw TeX: {raw[:5]}"
