@@ -200,7 +200,7 @@ def test_colab_button_and_download_serve_this_pages_notebook(visit, site, page):
 # Chapters that must already follow the template of CONTRIBUTING.md (every chapter of "Inside a
 # language model" once it has been rewritten); any page that opens with "In this chapter" is held to it too.
 ON_TEMPLATE: tuple[str, ...] = ("chapters/tokenization", "chapters/attention", "chapters/architecture",
-                               "chapters/generation", "chapters/quantization")
+                               "chapters/generation", "chapters/quantization", "chapters/embeddings")
 
 
 @pytest.mark.parametrize("page", PAGES)
