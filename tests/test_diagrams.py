@@ -39,9 +39,11 @@ def test_each_chapter_with_a_diagram_module_has_at_least_three(chapter):
 
 
 def _demo(alt="A row of three boxes joined by arrows, each box naming one step.", width=4.0, font=draw.FONT,
-          overlap=False, overflow=False, clipped=False):
+          overlap=False, overflow=False, clipped=False, outside=False):
     fig, ax = draw.canvas(width, 1.2)
     draw.box(ax, 1.0, 0.6, 1.4 if not overflow else 0.3, 0.5, "normalize", "token", fontsize=font)
+    if outside:
+        draw.label(ax, width + 1.5, 0.6, "a label far outside", fontsize=font)
     if clipped:
         draw.box(ax, width - 0.2, 0.6, 0.8, 0.4, "", "value")
     draw.label(ax, 2.8 if not overlap else 1.0, 0.6, "pre-tokenize", fontsize=font)
@@ -57,7 +59,8 @@ def test_a_good_diagram_passes():
     (dict(overlap=True), "overlap"),
     (dict(overflow=True), "does not fit in its box"),
     (dict(alt="A diagram."), "alt text"),
-    (dict(width=7.5), "wider than the text column"),
+    (dict(width=7.5), "wider than the text"),
+    (dict(width=5.5, outside=True), "wider than the text"),
     (dict(clipped=True), "beyond the canvas"),
 ])
 def test_the_checks_name_what_makes_a_diagram_illegible(bad, words):

@@ -112,13 +112,14 @@ class Diagram:
             raise IllegibleDiagram(
                 f"{self.name}: the alt text {self.alt!r} is too short to stand in for the picture; "
                 f"describe what the diagram shows in at least {MIN_ALT_WORDS} words.")
-        width_in = figure.get_figwidth()
-        if width_in > MAX_WIDTH_IN + 1e-6:
-            raise IllegibleDiagram(
-                f"{self.name}: the figure is {width_in:.2f} in wide, wider than the text column "
-                f"({MAX_WIDTH_IN} in); draw it narrower or stack its parts vertically.")
         figure.draw_without_rendering()
         renderer = figure.canvas.get_renderer()
+        # The SVG is cut to what is drawn (bbox_inches="tight"): a label outside the canvas widens it.
+        width_in = max(figure.get_figwidth(), figure.get_tightbbox(renderer).width)
+        if width_in > MAX_WIDTH_IN + 1e-6:
+            raise IllegibleDiagram(
+                f"{self.name}: the diagram is {width_in:.2f} in wide as drawn, wider than the text "
+                f"column ({MAX_WIDTH_IN} in); draw it narrower or stack its parts vertically.")
         labels = _labels(figure)
         if not labels:
             raise IllegibleDiagram(f"{self.name}: the diagram has no labels; name its parts in the course notation.")

@@ -40,7 +40,7 @@ def states_to_sentence(tokens: Sequence[str] = ("[CLS]", "the", "bank", "rose", 
     mask = [0 if t == "[PAD]" else 1 for t in tokens] if mask is None else list(mask)
     T = len(tokens)
     cell, left = 0.56, 0.92
-    width = left + T * cell + 0.05
+    width = max(left + T * cell + 0.05, left + 3.5)  # room for the mean box whatever T
     fig, ax = draw.canvas(width, 6.05)
     xs = [left + (i + 0.5) * cell for i in range(T)]
     # tokens (bottom row)
