@@ -59,7 +59,7 @@ from autograder import isolation, wire
 from autograder.extract import Submission
 from autograder.isolation import Protections
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 GRACE_SECONDS = 3.0  # how long past its own alarm the grader waits before killing a child
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 sys.path.insert(0, str(ROOT))
 from book.build import JUPYTER_BOOK  # noqa: E402
 

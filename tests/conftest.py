@@ -10,7 +10,7 @@ import yaml
 
 from book import build, models
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 
 
 def toc_pages() -> list[str]:

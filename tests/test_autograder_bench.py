@@ -9,7 +9,7 @@ import pytest
 from autograder import bench, specs
 from autograder.extract import load_submission
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 
 
 @pytest.mark.parametrize("mutant", bench.MUTANTS, ids=lambda m: f"{m.lab}-{m.name}")

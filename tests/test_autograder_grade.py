@@ -12,7 +12,7 @@ import pytest
 from autograder import cli, results
 from autograder.grade import Grader, find_students, grade_folder
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 REFERENCE = ROOT / "solutions" / "attention.py"
 BROKEN = "def split_heads(x, num_heads):\n    return x\n"
 

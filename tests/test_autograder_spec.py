@@ -14,7 +14,7 @@ from autograder.compare import Mismatch
 from autograder.grade import Grader
 from autograder.sandbox import StudentFailure
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 
 
 def fake_spec_module():

@@ -11,7 +11,7 @@ import pytest
 from book import build, notebooks
 from tests.conftest import toc_pages
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 pytestmark = pytest.mark.book_build
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from book import corpus, labcheck, models, notebooks
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
 # lab page -> (labcheck's lab, the module of its reference solutions, the chapter it builds on)
 LABS = {
     "lab1_attention": ("lab1", "solutions.attention", "attention"),
