@@ -61,7 +61,8 @@ from typing import Callable
 
 from autograder import results, specs
 from autograder.grade import Grader, grade_folder
-from autograder.sandbox import ROOT, Limits
+from autograder.sandbox import Limits
+from book import ROOT
 from autograder.spec import collect
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"

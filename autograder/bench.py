@@ -26,7 +26,8 @@ from pathlib import Path
 
 from autograder import specs
 from autograder.grade import Grader, grade_folder
-from autograder.sandbox import ROOT, Limits
+from autograder.sandbox import Limits
+from book import ROOT
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import specs
-from autograder.sandbox import ROOT, Limits
+from autograder.sandbox import Limits
+from book import ROOT
 
 TORCH_VERSION = "2.13.0"
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # PyPI's default Linux torch is the multi-GB CUDA build

@@ -79,6 +79,7 @@ class Grader:
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
         preload = merge_preloads(role for module in self.modules.values() for role in module.LAB.preload)
         imports = {name for module in self.modules.values() for name in module.LAB.imports}
+        imports |= {f"book.labs.{lab}" for lab in self.labs}  # the references a checked function's callees run as
         self.sandbox = Sandbox(preload, limits, imports, isolation)
         self.stopping = threading.Event()
         self.started = False
@@ -162,7 +163,7 @@ class Grader:
             record.update(error=reason, tests=self._not_graded(lab, reason))
             return record
         record.update(file=submission.path, sha256=submission.sha256, notes=list(submission.notes))
-        with self.sandbox.session(submission, limits) as session:
+        with self.sandbox.session(submission, limits, module.LAB.truth) as session:
             for test in self.tests[lab]:
                 if self.stopping.is_set():
                     raise Interrupted()

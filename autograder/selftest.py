@@ -15,7 +15,8 @@ from pathlib import Path
 
 from autograder import specs
 from autograder.grade import Grader
-from autograder.sandbox import ROOT, Limits
+from autograder.sandbox import Limits
+from book import ROOT
 
 
 def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: Path = ROOT) -> list[dict]:

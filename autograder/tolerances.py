@@ -1,7 +1,7 @@
 """``tolerances``: the evidence behind every numeric tolerance of the specs, measured, and checked against them.
 
 A check passes when ``|actual - expected| <= t + t·|expected|`` everywhere, with ``t`` the
-tolerance of the test's dtype (:data:`autograder.compare.TOLERANCES`) and the expected values
+tolerance of the test's dtype (:data:`book.labs.compare.TOLERANCES`) and the expected values
 computed in float64 from the inputs the student received. So for a result the only number that
 matters is the smallest ``t`` it would pass with (:func:`needed`). For each numeric check and
 dtype this module measures that number for
@@ -39,10 +39,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autograder.compare import TOLERANCES
-from autograder.sandbox import ROOT
+from book import ROOT
+from book.labs.compare import TOLERANCES
 from autograder.seeding import Draw
-from autograder.wire import linear_module
+from book.labs.calls import linear_module
 
 MARGIN = 2.0
 RECORD = ROOT / "autograder" / "specs" / "tolerances.json"
@@ -224,9 +224,9 @@ def pooling_rows(students: int) -> list[Row]:
 
 def embedding_rows(students: int) -> list[Row]:
     """embed_sentences against sentence-transformers' encode, on the lab's texts and drawn corpus sentences."""
-    from autograder.spec import course_model
     from autograder.specs import lab2_pooling as lab2
-    from book.labcheck import LONG_TEXT, TEXTS
+    from book.labs import course_model
+    from book.labs.lab2 import LONG_TEXT, TEXTS
 
     implementations = correct_implementations("lab2", lab2.LAB.reference)
     tokenizer, model = course_model("encoder")

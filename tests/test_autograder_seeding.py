@@ -8,7 +8,7 @@ import pytest
 
 from autograder import cli, seeding, spec, specs
 from autograder.grade import Grader, gradescope_student
-from autograder.sandbox import ROOT
+from book import ROOT
 from autograder.seeding import Draw, student_seed
 from autograder.specs import lab1_attention as lab1
 from autograder.specs import lab3_tokens as lab3

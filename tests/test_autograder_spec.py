@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from autograder import bench, spec, specs
-from autograder.compare import Mismatch
+from book.labs.compare import Mismatch
 from autograder.grade import Grader
-from autograder.sandbox import StudentFailure
+from autograder.session import StudentFailure
 
 from book import ROOT
 

@@ -1,4 +1,4 @@
-"""autograder.compare: each kind of wrong result gets a message that says what and where."""
+"""book.labs.compare: each kind of wrong result gets a message that says what and where."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autograder import compare
-from autograder.compare import Mismatch
+from book.labs.compare import Mismatch
 from autograder.wire import Opaque
 
 
