@@ -47,6 +47,8 @@ TOLERANCES = {
     torch.float16: Tolerance(5e-3, 5e-3),
     torch.bfloat16: Tolerance(4e-2, 4e-2),
 }
+# A low-precision result this many tolerances from the truth, and no known mistake, was likely computed in low precision.
+LOW_PRECISION_BAND = 10.0
 # How much wider a float32 tolerance is for a result computed on a GPU (other dtypes: unchanged).
 GPU_SLACK = {torch.float32: 10.0}
 
@@ -185,6 +187,12 @@ def check_close(actual, expected: torch.Tensor, name: str, dtype: torch.dtype | 
         if not cause and dtype == torch.float64 and not _outside(actual, expected, TOLERANCES[torch.float32], where).any():
             cause = (" Likely cause: the errors are the size of float32 rounding: keep float64 inputs in float64 "
                      "(compute in torch.promote_types(x.dtype, torch.float32) rather than with .float()).")
+        low = str(dtype).replace("torch.", "")
+        if not cause and dtype in (torch.bfloat16, torch.float16) and \
+                not _outside(actual, expected, limit.widened(LOW_PRECISION_BAND), where).any():
+            cause = (f" Likely cause: the errors are of the size that arithmetic computed in {low} leaves (a softmax or "
+                     f"a sum computed in {low}): compute in float32 (torch.promote_types(x.dtype, torch.float32)) and "
+                     "cast the result back.")
         raise Mismatch(
             f"{name}: wrong values; the largest difference is {error.flatten()[flat]:.3g}, at index "
             f"{at} (yours {got.flatten()[flat]:.6g}, expected {want.flatten()[flat]:.6g}); {int(bad.sum())} of "

@@ -229,8 +229,9 @@ def mistakes(q, k, v, mask, is_causal, dtype) -> list[tuple[str, tuple[torch.Ten
             pass
     if dtype in (torch.bfloat16, torch.float16):
         allowed = allowed_keys(q.shape[-2], k.shape[-2], mask, is_causal)
-        found.append((f"the softmax is computed in {str(dtype).replace('torch.', '')}, which rounds large scores before "
-                      "they are exponentiated: compute the scores and the softmax in float32 (torch.promote_types(x.dtype, "
+        low = str(dtype).replace("torch.", "")
+        found.append((f"the softmax is computed in {low} (arithmetic computed in {low} rounds large scores before they "
+                      "are exponentiated): compute the scores and the softmax in float32 (torch.promote_types(x.dtype, "
                       "torch.float32)) and cast the results back.", _low_precision_softmax(q, k, v, allowed, dtype)))
     return found
 
