@@ -98,6 +98,7 @@ class _Marks:
     params: list = field(default_factory=list)  # [(argnames, values, ids)], outermost first
     fixed: dict = field(default_factory=dict)  # arguments every test of the function gets, not in its name
     rule: str = ""  # the lab rule it grades
+    draw: Callable | None = None  # a hidden test's draw(case, student_draw): how its cases are drawn
 
 
 def _marks(function) -> _Marks:
@@ -152,7 +153,9 @@ def hidden(rule: labs.Rule, points: float, draw):
     def test(student, case, draw):
         rule.check(student, drawn_like(case, draw))
 
-    return _graded(rule, points, True, test)
+    test = _graded(rule, points, True, test)
+    _marks(test).draw = drawn_like
+    return test
 
 
 def _id(value) -> str:

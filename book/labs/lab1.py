@@ -169,10 +169,11 @@ def _softmax_over_queries(q, k, v, allowed):
 
 
 def _low_precision_softmax(q, k, v, allowed, dtype):
-    """The softmax computed in ``dtype`` (bfloat16) instead of float32: scores rounded, then exponentiated."""
-    scores = (q.double() @ k.double().transpose(-2, -1) / math.sqrt(q.shape[-1])).to(dtype)  # (B, H, Tq, Tk)
+    """Attention computed in ``dtype`` (bfloat16) throughout, softmax included, as code that never promotes does."""
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk), rounded to dtype at every step
     weights = scores.masked_fill(~allowed, torch.finfo(dtype).min).softmax(dim=-1).masked_fill(~allowed, 0.0)
-    return (weights @ v.to(dtype)).double(), weights.double()
+    return (weights @ v).double(), weights.double()
 
 
 def _masked(**options):
