@@ -8,10 +8,13 @@ submission), :func:`grade_folder` (a class, in parallel, resumable) and
     python -m autograder grade alice.ipynb --lab lab1
     python -m autograder grade /autograder/submission --lab all --gradescope /autograder/results/results.json
 
-A folder holds one file per student (``alice.ipynb``, ``bob.py``: the student is the file's
-name) or one folder per student (``alice/lab1_attention.ipynb``...); for each lab, a
-student's file is the one that defines most of that lab's functions. With ``--gradescope``
-the path is a single student's submission and one results.json is written.
+A class folder holds one file per student (``alice.ipynb``, ``bob.py``: the student is the
+file's name) or one folder per student (``alice/lab1_attention.ipynb``...); for each lab, a
+student's file is the one that defines most of that lab's functions. A folder of files in which
+no two files hold the same lab (``alice/lab1_attention.ipynb``, ``alice/lab2_pooling.ipynb``) is
+one student's folder instead, named after the folder (:func:`folder_layout`; ``--layout`` says
+which it is when the guess would be wrong, and the run always says which it assumed). With
+``--gradescope`` the path is a single student's submission and one results.json is written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,13 +40,54 @@ class Interrupted(Exception):
     """The run is stopping: a lab in progress is not recorded (it is graded again next time)."""
 
 
-def find_students(path: Path) -> dict[str, list[Path]]:
-    """Students and their files: a file is one student; a folder holds a file or a folder per student."""
+@dataclass(frozen=True)
+class Layout:
+    """What a folder given to ``grade`` is: one student's ("student") or a class's ("class"), and why."""
+
+    kind: str
+    reason: str
+
+
+def folder_layout(path: Path, functions: dict[str, set[str]]) -> Layout:
+    """Whether ``path`` is one student's folder or a class folder, from what its files define.
+
+    ``functions`` maps each lab to the functions it asks for. A folder with sub-folders of
+    submissions is a class (a folder per student); a folder of two or more files in which no two
+    files define functions of the same lab is one student's (a notebook per lab); anything else
+    is a class of one file per student.
+    """
+    path = Path(path)
+    if path.is_file():
+        return Layout("student", f"{path.name} is a file")
+    entries = [e for e in sorted(path.iterdir()) if not e.name.startswith(".")]
+    if any(e.is_dir() and student_files(e) for e in entries):
+        return Layout("class", f"{path} holds a folder per student")
+    files = [e for e in entries if e.is_file() and e.suffix in SUFFIXES]
+    labs_of = {}
+    for file in files:
+        try:
+            defined = set(load_submission(file).functions)
+        except SubmissionError:
+            defined = set()
+        labs_of[file.name] = {lab for lab, wanted in functions.items() if defined & wanted}
+    shared = [lab for lab in functions if sum(lab in labs for labs in labs_of.values()) > 1]
+    if len(files) >= 2 and not shared:
+        return Layout("student", f"its {len(files)} files each hold a different lab")
+    if shared:
+        return Layout("class", f"{', '.join(shared)} is defined in more than one of its files")
+    return Layout("class", "it holds one file")
+
+
+def find_students(path: Path, layout: str = "class") -> dict[str, list[Path]]:
+    """Students and their files: a file is one student; a class folder holds a file or a folder per student; a
+    student's folder (``layout="student"``) is one student named after the folder."""
     path = Path(path)
     if path.is_file():
         return {path.stem: [path]}
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist: give a submission file or a folder of submissions.")
+    if layout == "student":
+        return {path.resolve().name: student_files(path)}
     students: dict[str, list[Path]] = {}
     for entry in sorted(path.iterdir()):
         if entry.name.startswith("."):
@@ -273,17 +318,23 @@ def _capture(function, failures: list) -> None:
 
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
                  limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
-                 isolation: str = "auto", secret: str | None = None, seed: int | None = None) -> dict:
+                 isolation: str = "auto", secret: str | None = None, seed: int | None = None,
+                 layout: str = "auto") -> dict:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
     Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
-    skipped unless ``force``. Returns a summary: students, labs graded and skipped, seconds.
+    skipped unless ``force``. ``layout`` is "student", "class" or "auto" (:func:`folder_layout`).
+    Returns a summary: students, labs graded and skipped, seconds, and the layout assumed.
     """
     from tqdm import tqdm
 
-    students = find_students(path)
     own = grader is None
     grader = grader or Grader(labs, limits, isolation, secret, seed)
+    if layout == "auto":
+        assumed = folder_layout(path, {lab: set(module.LAB.functions) for lab, module in grader.modules.items()})
+    else:
+        assumed = Layout(layout, "--layout said so")
+    students = find_students(path, assumed.kind)
     labs = specs.select(labs) if isinstance(labs, str) else list(labs)
     if set(labs) - set(grader.labs):
         raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
@@ -292,7 +343,7 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
     plan = {student: grader.pending(student, files, out, labs, force) for student, files in students.items()}
     todo = sum(len(p) for p in plan.values())
     summary = {"students": len(students), "graded": 0, "skipped": len(students) * len(labs) - todo,
-               "startup_seconds": 0.0, "seconds": 0.0}
+               "startup_seconds": 0.0, "seconds": 0.0, "layout": assumed.kind, "layout_reason": assumed.reason}
     if todo and own:
         grader.start()  # only when there is something to grade: a finished run resumes in a second
     summary["startup_seconds"] = round(grader.startup_seconds, 3)
@@ -356,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "student exactly as before: the seed is in their results)")
     parser.add_argument("--metadata", type=Path, help="with --gradescope: Gradescope's submission_metadata.json, whose "
                                                       "student (their email) the hidden inputs are drawn for")
+    parser.add_argument("--layout", choices=("auto", "student", "class"), default="auto",
+                        help="PATH is one student's folder (a notebook per lab), a class folder (a file or a folder per "
+                             "student), or auto (the default: told apart by what the files define; the run says which)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -391,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet,
-                               isolation=args.isolation, secret=secret, seed=args.seed)
+                               isolation=args.isolation, secret=secret, seed=args.seed, layout=args.layout)
     except IsolationError as error:
         print(error, file=sys.stderr)
         return 2
@@ -399,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Interrupted: the labs graded so far are in {args.out / results.STUDENTS}; run the same command "
               "again to grade the rest.", file=sys.stderr)
         return 130
+    if args.path.is_dir():
+        other = "class" if summary["layout"] == "student" else "student"
+        print(f"Graded {args.path} as {'one student' if summary['layout'] == 'student' else 'a class'}'s folder "
+              f"({summary['layout_reason']}); --layout {other} says otherwise.")
     if summary["graded"]:
         print(f"{summary['students']} students: {summary['graded']} labs graded in {summary['seconds']:.1f} s after a "
               f"{summary['startup_seconds']:.1f} s start, {summary['skipped']} already graded (--force grades them again).")

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from book import ROOT
-sys.path.insert(0, str(ROOT))
-from book.build import JUPYTER_BOOK  # noqa: E402
+from book.build import JUPYTER_BOOK
 
 
 def main() -> int:
