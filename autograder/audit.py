@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autograder import results, specs
+from autograder import cli, results, specs
 from autograder.grade import Grader, grade_folder
 from autograder.sandbox import Limits
 from book import ROOT
@@ -530,22 +530,17 @@ def agreement_table(rows: list[Row], markdown: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade audit", description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default); hostile entries go with their lab")
+    cli.lab_option(parser, "; hostile entries go with their lab")
     parser.add_argument("--kind", choices=KINDS + ("all",), default="all", help="correct, faulty, hostile or all (default)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--jobs", type=int, default=2, help="submissions graded side by side (default 2)")
+    cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="keep the class folders and results in this folder")
     parser.add_argument("--public", action="store_true",
                         help="also run the labs' public checks on the correct and faulty entries and compare with the grader")
-    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
-                        help="grade inside bubblewrap where it can start (auto), only there, or with process-level "
-                             "limits only (none: the entries that need the sandbox are reported as not run)")
+    cli.isolation_option(parser)  # without bubblewrap, the entries that need the sandbox are reported as not run
     args = parser.parse_args(argv)
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    labs = cli.labs_from(parser, args)
     entries = load(labs=labs, kinds=KINDS if args.kind == "all" else (args.kind,))
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import specs
+from autograder import cli, specs
 from autograder.grade import Grader, grade_folder
 from autograder.sandbox import Limits
 from book import ROOT
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="llm-grade bench", description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=100, help="how many submissions to generate (default 100)")
-    parser.add_argument("--jobs", type=int, default=2, help="submissions graded side by side (default 2)")
+    cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="write the submissions and results here instead of a temporary folder")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import results, specs
+from autograder import cli, results, specs
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
-from autograder.seeding import SECRET_FILE_ENV, Seeding, SecretError, read_secret, seeding_for
+from autograder.seeding import Seeding, seeding_for
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
 
@@ -388,21 +388,14 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade grade", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    cli.lab_option(parser)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
-    parser.add_argument("--jobs", type=int, default=1, help="students graded side by side (default 1; about one per CPU core)")
+    cli.jobs_option(parser, 1, "students")
     parser.add_argument("--force", action="store_true", help="grade again the labs already in the output folder")
     parser.add_argument("--gradescope", type=Path, help="PATH is one student's submission: write Gradescope's results.json here")
-    parser.add_argument("--call-seconds", type=float, default=Limits.call_seconds, help="time limit of one function call")
-    parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds,
-                        help="time limit of all the calls of one lab of one submission")
-    parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30, help="memory one submission may add")
-    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
-                        help="where submissions run: inside bubblewrap where it can start (auto, the default), "
-                             "only there (bubblewrap), or with process-level limits only (none)")
-    parser.add_argument("--secret-file", type=Path,
-                        help="the course secret (a file): each student's hidden inputs are drawn from it and their id "
-                             f"(default: the file named by ${SECRET_FILE_ENV}; without one, from the id alone)")
+    cli.limits_options(parser)
+    cli.isolation_option(parser)
+    cli.secret_option(parser)
     parser.add_argument("--seed", type=int, help="draw every submission's hidden inputs from this seed (to regrade a "
                                                  "student exactly as before: the seed is in their results)")
     parser.add_argument("--metadata", type=Path, help="with --gradescope: Gradescope's submission_metadata.json, whose "
@@ -412,19 +405,12 @@ def main(argv: list[str] | None = None) -> int:
                              "student), or auto (the default: told apart by what the files define; the run says which)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        secret = read_secret(args.secret_file)
-    except SecretError as error:
-        parser.error(str(error))
+    secret = cli.secret_from(parser, args)
     if secret is None and args.seed is None:
         print("Note: no course secret (--secret-file): hidden inputs are drawn from each student's id alone, which "
               "anyone with the course's code can repeat.", file=sys.stderr)
-    limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
-                    memory_bytes=int(args.memory_gb * 2**30))
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    limits = cli.limits_from(args)
+    labs = cli.labs_from(parser, args)
     if not args.path.exists():
         parser.error(f"{args.path} does not exist: give a submission file or a folder of submissions.")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autograder import specs
+from autograder import cli
 from autograder.grade import Grader
 from autograder.sandbox import Limits
 from book import ROOT
@@ -49,12 +49,9 @@ def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade selftest", description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    cli.lab_option(parser)
     args = parser.parse_args(argv)
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    labs = cli.labs_from(parser, args)
     rows = selftest(labs)
     for row in rows:
         verdict = "ok" if row["ok"] else "WRONG"
