@@ -191,7 +191,10 @@ class Sandbox:
                    LLM_INTERNALS_CACHE=str(cache_dir()), HOME=private, MPLCONFIGDIR=os.path.join(private, "matplotlib"),
                    HF_HOME=os.path.join(private, "huggingface"))
         log = open(os.path.join(self._home, "zygote.log"), "ab")
-        command = [sys.executable, "-I", "-m", "autograder.worker",
+        # Isolated mode (-I: no PYTHONPATH, no current folder), with this course's checkout first on the path, so that
+        # the worker runs the same book and autograder as the grader (a copy of the course grades with its own code).
+        boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from autograder.worker import main; main(sys.argv[1:])"
+        command = [sys.executable, "-I", "-c", boot,
                    "--control-fd", str(theirs.fileno()), "--preload", ",".join(self.preload),
                    "--imports", ",".join(self.imports)]
         if bwrap is not None:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from autograder import audit, cli, spec, specs
-from autograder.grade import Grader
 from autograder.isolation import Protections
 
 ENTRIES = audit.load()
@@ -28,16 +27,6 @@ HOSTILE = ("syntax_error.py", "syntax_error_in_one_cell.ipynb", "invalid_json.ip
            "tensor_subclass.py", "monkeypatches_torch.py", "monkeypatches_the_grader.py", "reads_the_solutions.py",
            "reads_the_hidden_tests.py", "reads_another_submission.py", "writes_the_results.py", "prints_a_fake_score.py",
            "huge_notebook.ipynb", "opens_the_network.py")
-
-
-@pytest.fixture(scope="session")
-def audited(tmp_path_factory):
-    """The whole catalogue graded once: rows by entry name, the protections of the run, and its workspace."""
-    workspace = tmp_path_factory.mktemp("catalogue")
-    with Grader("all", audit.AUDIT_LIMITS) as grader:
-        rows = audit.audit(ENTRIES, grader, workspace, jobs=2)
-        protections = grader.protections
-    return {row.entry.name: row for row in rows}, protections, workspace
 
 
 @pytest.fixture(scope="module")
