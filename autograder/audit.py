@@ -69,6 +69,7 @@ from autograder import cli, results, specs
 from autograder.grade import Grader, grade_folder
 from autograder.sandbox import Limits
 from book import ROOT
+from autograder.results import LabRecord
 from autograder.spec import collect
 from book import labcheck
 
@@ -229,7 +230,7 @@ class Row:
     got: str
     ok: bool | None  # None: not run, a protection it needs is off
     problems: list[str] = field(default_factory=list)
-    record: dict | None = None
+    record: LabRecord | None = None
     public: "labcheck.CheckReport | None" = None  # the lab's public checks on the entry (with --public)
 
     @property
@@ -271,9 +272,9 @@ def likely_causes(texts) -> set[str]:
     return {re.sub(r"\d+", "#", cause.strip()) for text in texts for cause in CAUSE.findall(text)}
 
 
-def failing_rules(record: dict) -> set[str]:
+def failing_rules(record: LabRecord) -> set[str]:
     """The rules whose graded tests failed: a test's name without its lab and parameters."""
-    return {t["name"].split(": ", 1)[1].split("[")[0] for t in record["tests"] if t["status"] != "passed"}
+    return {t.name.split(": ", 1)[1].split("[")[0] for t in record.failed}
 
 
 def agreement(row: Row) -> list[str]:
@@ -285,7 +286,7 @@ def agreement(row: Row) -> list[str]:
     problems = []
     if set(failed) != failing_rules(record):
         problems.append(f"public checks failing {sorted(failed)}, graded rules failing {sorted(failing_rules(record))}")
-    graded = [t["output"] for t in record["tests"] if t["status"] != "passed"]
+    graded = [t.output for t in record.failed]
     if likely_causes(failed.values()) != likely_causes(graded):
         problems.append(f"likely causes differ: public {sorted(likely_causes(failed.values()))}, grader "
                         f"{sorted(likely_causes(graded))}")
@@ -295,15 +296,15 @@ def agreement(row: Row) -> list[str]:
     return problems
 
 
-def judge(entry: Entry, record: dict, tests: list) -> Row:
+def judge(entry: Entry, record: LabRecord, tests: list) -> Row:
     """Compare a graded lab record with what ``entry`` declares."""
-    maximum = float(record["max_score"])
-    failing = [t["name"] for t in record["tests"] if t["status"] != "passed"]
+    maximum = float(record.max_score)
+    failing = [t.name for t in record.failed]
     wanted = [t.name for t in expected_failures(entry, tests)]
     lost = sum(float(t.points) for t in tests if t.name in wanted)
     problems = []
-    feedback = [t["output"] for t in record["tests"] if t["status"] != "passed"]
-    everything = "\n".join(feedback + list(record.get("notes", [])) + [record.get("error") or "", record.get("output", "")])
+    feedback = [t.output for t in record.failed]
+    everything = "\n".join(feedback + list(record.notes) + [record.error or "", record.output])
 
     if entry.kind == "correct":
         expected = f"{maximum:g} / {maximum:g}"
@@ -311,14 +312,14 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
         expected = f"0 / {maximum:g}, refused"
     else:
         expected = f"{maximum - lost:g} / {maximum:g}" + (f", fails {_short(wanted)}" if wanted else "")
-    got = f"{float(record['score']):g} / {maximum:g}"
-    if record.get("error"):
+    got = f"{float(record.score):g} / {maximum:g}"
+    if record.error:
         got += ", refused"
     if entry.error:
-        if not record.get("error") or entry.error not in record["error"]:
-            problems.append(f"expected a refusal saying {entry.error!r}, got {record.get('error')!r}")
-    elif record.get("error"):
-        problems.append(f"refused: {record['error']}")
+        if not record.error or entry.error not in record.error:
+            problems.append(f"expected a refusal saying {entry.error!r}, got {record.error!r}")
+    elif record.error:
+        problems.append(f"refused: {record.error}")
     extra = [n for n in failing if n not in wanted]
     missed = [n for n in wanted if n not in failing]
     if extra:
@@ -327,8 +328,8 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
     if missed:
         got += f", passes {_short(missed)}"
         problems.append(f"passes tests it should fail: {', '.join(missed)}")
-    if abs(float(record["score"]) - (maximum - lost)) > 1e-9:
-        problems.append(f"scored {record['score']:g}, expected {maximum - lost:g}")
+    if abs(float(record.score) - (maximum - lost)) > 1e-9:
+        problems.append(f"scored {record.score:g}, expected {maximum - lost:g}")
     for phrase in entry.says:
         if not any(phrase in text for text in feedback):
             problems.append(f"no failing test's feedback says {phrase!r}")
@@ -336,10 +337,10 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
         if phrase in everything:
             problems.append(f"the record shows {phrase!r}, which it must never show")
     for phrase in entry.notes:
-        if not any(phrase in note for note in record.get("notes", [])):
+        if not any(phrase in note for note in record.notes):
             problems.append(f"no note says {phrase!r}")
     for phrase in entry.output:
-        if phrase not in record.get("output", ""):
+        if phrase not in record.output:
             problems.append(f"the captured output does not show {phrase!r}")
     return Row(entry, expected, got, not problems, problems, record)
 
@@ -433,7 +434,7 @@ def _audit_lab(grader: Grader, lab: str, entries: list[Entry], workspace: Path, 
     if changed:
         shared.append(f"results written before the run changed: {', '.join(changed)}")
     alongside = results.read_student(out, f"{lab}-{CANARIES[1]}")
-    if not crash and (alongside is None or alongside["score"] != alongside["max_score"]):
+    if not crash and (alongside is None or alongside.score != alongside.max_score):
         shared.append("the reference solution graded in the same run did not get full marks")
     students = {e.student for e in run} | {f"{lab}-{c}" for c in CANARIES}
     strangers = sorted(p.stem for p in (out / results.STUDENTS).glob("*.json") if p.stem not in students)
@@ -443,10 +444,10 @@ def _audit_lab(grader: Grader, lab: str, entries: list[Entry], workspace: Path, 
     rows = []
     for entry in run:
         record = results.read_student(out, entry.student)
-        if record is None or lab not in record["labs"]:
+        if record is None or lab not in record.labs:
             rows.append(Row(entry, "-", "not graded", False, shared + ["no result was written for it"]))
             continue
-        row = judge(entry, record["labs"][lab], tests)
+        row = judge(entry, record.labs[lab], tests)
         if entry.process:
             left = processes_with(entry.process)
             for _ in range(50):  # the zygote kills what a child left behind within a second

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,11 +33,26 @@ from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submi
 from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
 from autograder.seeding import Seeding, seeding_for
+from autograder.results import LabRecord, StudentRecord, TestResult
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
 
 class Interrupted(Exception):
     """The run is stopping: a lab in progress is not recorded (it is graded again next time)."""
+
+
+@dataclass
+class FolderSummary:
+    """What a class run did: students, labs graded now and skipped (already graded), times, the layout assumed."""
+
+    students: int
+    graded: int
+    skipped: int
+    layout: str  # "student" or "class"
+    layout_reason: str
+    startup_seconds: float = 0.0
+    seconds: float = 0.0
+    restored: list[str] = field(default_factory=list)  # result files put back after something else changed them
 
 
 @dataclass(frozen=True)
@@ -173,16 +188,16 @@ class Grader:
     def max_score(self, lab: str) -> float:
         return float(sum(test.points for test in self.tests[lab]))
 
-    def _not_graded(self, lab: str, reason: str) -> list[dict]:
-        return [{"name": t.name, "score": 0.0, "max_score": float(t.points), "status": "failed", "visibility": HIDDEN if t.hidden else VISIBLE,
-                 "output": f"{t.message}\nNot graded: {reason}", "seconds": 0.0} for t in self.tests[lab]]
+    def _not_graded(self, lab: str, reason: str) -> list[TestResult]:
+        return [TestResult(t.name, 0.0, float(t.points), "failed", f"{t.message}\nNot graded: {reason}",
+                           HIDDEN if t.hidden else VISIBLE) for t in self.tests[lab]]
 
     def seeding(self, student: str | None) -> Seeding:
         """How the hidden inputs of ``student`` are drawn (their seed, and what it comes from)."""
         return seeding_for(student, self.secret, self.seed)
 
     def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None,
-                  student: str | None = None) -> dict:
+                  student: str | None = None) -> LabRecord:
         """Grade one lab of one submission (a path, an extracted :class:`Submission`, or None when missing).
 
         ``limits`` replaces the grader's limits for this submission. The hidden tests draw their
@@ -191,32 +206,31 @@ class Grader:
         module = self.modules[lab]
         started = time.monotonic()
         seeding = self.seeding(student)
-        record = {"title": module.LAB.title, "file": None, "sha256": None, "score": 0.0, "max_score": self.max_score(lab),
-                  "error": None, "notes": [], "output": "", "seconds": 0.0, "hidden_inputs": seeding.to_dict(),
-                  "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "sandbox": self.protections.to_dict() if self.sandbox.protections else None, "tests": []}
+        record = LabRecord(module.LAB.title, max_score=self.max_score(lab), hidden_inputs=seeding.to_dict(),
+                           graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           sandbox=self.protections.to_dict() if self.sandbox.protections else None)
         if submission is not None and not isinstance(submission, Submission):
-            record["file"], record["sha256"] = str(submission), _sha256(submission)
+            record.file, record.sha256 = str(submission), _sha256(submission)
             try:
                 submission = load_submission(submission)
             except SubmissionError as error:
-                record.update(error=str(error), tests=self._not_graded(lab, str(error)))
+                record.error, record.tests = str(error), self._not_graded(lab, str(error))
                 return record
         if submission is None:
             reason = (f"no file of this submission defines any of {', '.join(module.LAB.functions)}: submit the lab's "
                       "notebook with these functions, their names unchanged.")
-            record.update(error=reason, tests=self._not_graded(lab, reason))
+            record.error, record.tests = reason, self._not_graded(lab, reason)
             return record
-        record.update(file=submission.path, sha256=submission.sha256, notes=list(submission.notes))
+        record.file, record.sha256, record.notes = submission.path, submission.sha256, list(submission.notes)
         with self.sandbox.session(submission, limits, module.LAB.truth) as session:
             for test in self.tests[lab]:
                 if self.stopping.is_set():
                     raise Interrupted()
-                record["tests"].append(run_test(test, session, seeding.seed).to_dict())
-            record["notes"] += session.notes
-        record["output"] = session.output()
-        record["score"] = round(sum(t["score"] for t in record["tests"]), 4)
-        record["seconds"] = round(time.monotonic() - started, 3)
+                record.tests.append(run_test(test, session, seeding.seed))
+            record.notes += session.notes
+        record.output = session.output()
+        record.score = round(sum(t.score for t in record.tests), 4)
+        record.seconds = round(time.monotonic() - started, 3)
         return record
 
     def choose(self, files: list[Path], lab: str) -> Submission | Path | None:
@@ -248,25 +262,25 @@ class Grader:
         if force or record is None:
             return list(labs)
         return [lab for lab in labs
-                if lab not in record["labs"] or record["labs"][lab].get("sha256") != _sha256(self.choose(files, lab))]
+                if lab not in record.labs or record.labs[lab].sha256 != _sha256(self.choose(files, lab))]
 
     def grade_student(self, student: str, files: list[Path], out: Path | None = None, labs: list[str] | None = None,
-                      on_lab=None, guard: results.Guard | None = None) -> dict:
+                      on_lab=None, guard: results.Guard | None = None) -> StudentRecord:
         """Grade ``labs`` (default: the grader's) of one student; with ``out``, update their JSON after each lab.
 
         The student's labs already in ``out`` and not graded now are kept in the JSON.
         """
-        record = (results.read_student(out, student) if out is not None else None) or {"student": student, "labs": {}}
-        record["student"] = student
+        record = (results.read_student(out, student) if out is not None else None) or StudentRecord(student)
+        record.student = student
         for lab in labs or self.labs:
-            record["labs"][lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
+            record.labs[lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
             if self.stopping.is_set():
                 raise Interrupted()
             if out is not None:
                 results.write_student(out, record, guard)
             if on_lab:
                 on_lab(student, lab)
-        return results.totals(record)
+        return record
 
 
 def merge_preloads(names) -> set[str]:
@@ -319,7 +333,7 @@ def _capture(function, failures: list) -> None:
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
                  limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
                  isolation: str = "auto", secret: str | None = None, seed: int | None = None,
-                 layout: str = "auto") -> dict:
+                 layout: str = "auto") -> FolderSummary:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
     Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
@@ -342,17 +356,16 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
     out = Path(out)
     plan = {student: grader.pending(student, files, out, labs, force) for student, files in students.items()}
     todo = sum(len(p) for p in plan.values())
-    summary = {"students": len(students), "graded": 0, "skipped": len(students) * len(labs) - todo,
-               "startup_seconds": 0.0, "seconds": 0.0, "layout": assumed.kind, "layout_reason": assumed.reason}
+    summary = FolderSummary(len(students), 0, len(students) * len(labs) - todo, assumed.kind, assumed.reason)
     if todo and own:
         grader.start()  # only when there is something to grade: a finished run resumes in a second
-    summary["startup_seconds"] = round(grader.startup_seconds, 3)
+    summary.startup_seconds = round(grader.startup_seconds, 3)
     bar = tqdm(total=todo, unit="lab", desc="grading", disable=not progress, file=sys.stderr)
     lock = threading.Lock()
 
     def done(student, lab):
         with lock:
-            summary["graded"] += 1
+            summary.graded += 1
             bar.update(1)
 
     guard = results.Guard(out)
@@ -371,15 +384,15 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
                 if own:
                     grader.sandbox.close()  # ends the calls in flight at once
                 raise
-        summary["seconds"] = round(time.monotonic() - started, 3)
+        summary.seconds = round(time.monotonic() - started, 3)
     finally:
         bar.close()
         if own:
             grader.close()
-        summary["restored"] = guard.restore()
-        if summary["restored"]:
+        summary.restored = guard.restore()
+        if summary.restored:
             print(f"Restored result files changed during the run by something other than the grader: "
-                  f"{', '.join(summary['restored'])}.", file=sys.stderr)
+                  f"{', '.join(summary.restored)}.", file=sys.stderr)
         if (out / results.STUDENTS).is_dir():
             results.write_gradebook(out)
     return summary
@@ -426,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return 2
         results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
-        print(f"{record['score']:g} / {record['max_score']:g} points; wrote {args.gradescope}")
+        print(f"{record.score:g} / {record.max_score:g} points; wrote {args.gradescope}")
         return 0
 
     try:
@@ -440,14 +453,14 @@ def main(argv: list[str] | None = None) -> int:
               "again to grade the rest.", file=sys.stderr)
         return 130
     if args.path.is_dir():
-        other = "class" if summary["layout"] == "student" else "student"
-        print(f"Graded {args.path} as {'one student' if summary['layout'] == 'student' else 'a class'}'s folder "
-              f"({summary['layout_reason']}); --layout {other} says otherwise.")
-    if summary["graded"]:
-        print(f"{summary['students']} students: {summary['graded']} labs graded in {summary['seconds']:.1f} s after a "
-              f"{summary['startup_seconds']:.1f} s start, {summary['skipped']} already graded (--force grades them again).")
+        other = "class" if summary.layout == "student" else "student"
+        print(f"Graded {args.path} as {'one student' if summary.layout == 'student' else 'a class'}'s folder "
+              f"({summary.layout_reason}); --layout {other} says otherwise.")
+    if summary.graded:
+        print(f"{summary.students} students: {summary.graded} labs graded in {summary.seconds:.1f} s after a "
+              f"{summary.startup_seconds:.1f} s start, {summary.skipped} already graded (--force grades them again).")
     else:
-        print(f"{summary['students']} students: nothing to grade, all {summary['skipped']} labs are already graded "
+        print(f"{summary.students} students: nothing to grade, all {summary.skipped} labs are already graded "
               "(--force grades them again).")
     print(f"Results in {args.out}/: gradebook.csv, students/<student>.json, gradescope/<student>.json.")
     return 0

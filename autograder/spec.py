@@ -30,6 +30,7 @@ import torch
 
 from book import labs
 from book.labs.compare import Mismatch
+from autograder.results import TestResult
 from autograder.seeding import DEFAULT_SEED, Draw
 from autograder.session import Session, StudentFailure
 
@@ -71,23 +72,6 @@ class Test:
     points: float
     message: str
     hidden: bool
-
-
-@dataclass
-class TestResult:
-    """The outcome of one test, in the shape Gradescope's results.json uses for a test."""
-
-    name: str
-    score: float
-    max_score: float
-    status: str  # "passed" or "failed"
-    output: str
-    visibility: str
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "score": self.score, "max_score": self.max_score, "status": self.status,
-                "output": self.output, "visibility": self.visibility, "seconds": round(self.seconds, 3)}
 
 
 @dataclass

@@ -72,7 +72,7 @@ def test_a_students_folder_is_told_from_a_class_folder(classroom, alices_folder,
 
 def test_grading_a_students_folder_grades_one_student_and_says_so(grader, alices_folder, tmp_path, capsys):
     summary = grade_folder(alices_folder, tmp_path / "results", ["lab1"], progress=False, grader=grader)
-    assert (summary["students"], summary["graded"], summary["layout"]) == (1, 1, "student")
+    assert (summary.students, summary.graded, summary.layout) == (1, 1, "student")
     alice = json.loads((tmp_path / "results" / "students" / "alice.json").read_text())
     assert alice["labs"]["lab1"]["file"].endswith("lab1_attention.py") and alice["score"] == alice["max_score"]
     assert cli.main(["grade", str(alices_folder), "--lab", "lab1", "--out", str(tmp_path / "again"), "--quiet"]) == 0
@@ -82,7 +82,7 @@ def test_grading_a_students_folder_grades_one_student_and_says_so(grader, alices
 def test_a_class_folder_gives_json_csv_and_gradescope_files(grader, classroom, tmp_path):
     out = tmp_path / "results"
     summary = grade_folder(classroom, out, ["lab1"], jobs=2, progress=False, grader=grader)
-    assert (summary["students"], summary["graded"], summary["skipped"]) == (4, 4, 0)
+    assert (summary.students, summary.graded, summary.skipped) == (4, 4, 0)
     full = grader.max_score("lab1")
 
     alice = json.loads((out / "students" / "alice.json").read_text())
@@ -121,17 +121,17 @@ def test_an_interrupted_run_resumes_without_grading_again(grader, classroom, tmp
     results.write_student(out, alice)
 
     summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (1, 3)
+    assert (summary.graded, summary.skipped) == (1, 3)
     assert json.loads((out / "students" / "alice.json").read_text())["labs"]["lab1"]["graded_at"] == "before the interruption"
     assert (out / "students" / "bob.json").is_file()
 
     (classroom / "alice.py").write_text(BROKEN)  # a new version of a file is graded again
     summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (1, 3)
+    assert (summary.graded, summary.skipped) == (1, 3)
     assert json.loads((out / "students" / "alice.json").read_text())["score"] == 0
 
     summary = grade_folder(classroom, out, ["lab1"], force=True, progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (4, 0)
+    assert (summary.graded, summary.skipped) == (4, 0)
 
 
 def test_files_are_written_atomically(tmp_path):

@@ -160,7 +160,7 @@ def faulty(tmp_path: Path, name: str, old: str, new: str) -> Path:
 
 
 def failures(record: dict) -> dict[str, str]:
-    return {t["name"]: t["output"] for t in record["tests"] if t["status"] != "passed"}
+    return {t.name: t.output for t in record.tests if t.status != "passed"}
 
 
 def test_softmax_over_the_wrong_axis_is_told_rows_must_sum_to_one_along_the_keys(grader, tmp_path):
@@ -171,7 +171,7 @@ def test_softmax_over_the_wrong_axis_is_told_rows_must_sum_to_one_along_the_keys
     assert "the attention weights: the row at [0, 0, 0] sums to" in rows and "along the keys, not 1" in rows
     assert "They sum to 1 along the queries (dim -2) instead" in rows
     assert "wrong values; the largest difference is" in wrong["lab1: sdpa_no_mask[3x5x7x13]"]
-    assert "lab1: split_heads[3-7-5-13]" not in wrong and 0 < record["score"] < record["max_score"]
+    assert "lab1: split_heads[3-7-5-13]" not in wrong and 0 < record.score < record.max_score
 
 
 def test_masking_with_minus_infinity_is_told_where_the_nan_is(grader, tmp_path):
@@ -203,7 +203,7 @@ def test_every_classic_mistake_of_the_benchmark_loses_points(grader, tmp_path, m
     path = tmp_path / f"{mutant.name}.py"
     path.write_text(source)
     record = grader.grade_lab("lab1", path)
-    assert record["score"] < record["max_score"]
+    assert record.score < record.max_score
 
 
 def test_a_spec_also_runs_under_pytest_against_the_reference():
