@@ -58,7 +58,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -67,11 +66,9 @@ from typing import Callable
 
 from autograder import cli, results, specs
 from autograder.grade import Grader, grade_folder
-from autograder.sandbox import Limits
-from book import ROOT
 from autograder.results import LabRecord
-from autograder.spec import collect
-from book import labcheck
+from autograder.sandbox import Limits
+from book import ROOT, labcheck
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"
 KINDS = ("correct", "faulty", "hostile")

@@ -56,9 +56,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import isolation, wire
+from typing import TYPE_CHECKING
+
+from autograder import isolation
 from autograder.extract import Submission
 from autograder.isolation import Protections
+
+if TYPE_CHECKING:
+    from autograder.session import Session
 
 from book import ROOT
 GRACE_SECONDS = 3.0  # how long past its own alarm the grader waits before killing a child

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from book import ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from autograder import bundle  # noqa: E402

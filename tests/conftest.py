@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book import build, models
-
-from book import ROOT
+from book import ROOT, build, models
 
 
 def toc_pages() -> list[str]:

@@ -11,8 +11,8 @@ import pytest
 
 from autograder import cli, results
 from autograder.grade import Grader, find_students, folder_layout, grade_folder
-
 from book import ROOT
+
 REFERENCE = ROOT / "solutions" / "attention.py"
 BROKEN = "def split_heads(x, num_heads):\n    return x\n"
 

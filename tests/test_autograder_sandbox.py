@@ -22,8 +22,8 @@ from autograder import audit, isolation
 from autograder.extract import load_submission
 from autograder.grade import Grader
 from autograder.sandbox import Limits, process_tree
-
 from book import ROOT
+
 TIGHT = Limits(call_seconds=1.5, load_seconds=2, submission_seconds=20, memory_bytes=512 << 20)
 CORRECT_MERGE = "def merge_heads(x):\n    B, H, T, Dh = x.shape\n    return x.transpose(1, 2).reshape(B, T, H * Dh)\n"
 

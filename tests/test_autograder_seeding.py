@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autograder import cli, seeding, spec, specs
+from autograder import cli, seeding, spec
 from autograder.grade import Grader, gradescope_student
 from book import ROOT
 from autograder.seeding import Draw, student_seed

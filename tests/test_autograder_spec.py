@@ -15,8 +15,8 @@ from book.labs.compare import Mismatch
 from autograder.grade import Grader
 from autograder.session import FEEDBACK, StudentFailure
 from autograder.wire import ErrorKind
-
 from book import ROOT
+
 
 
 def fake_spec_module():

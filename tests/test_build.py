@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book import build, models, notebooks
-
-from book import ROOT
+from book import ROOT, build, models, notebooks
 
 
 @pytest.fixture(scope="module")

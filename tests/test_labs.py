@@ -22,9 +22,8 @@ import pytest
 import torch
 import yaml
 
-from book import corpus, labcheck, labs, models, notebooks
+from book import ROOT, corpus, labcheck, labs, models, notebooks
 
-from book import ROOT
 # lab page -> (labcheck's lab, the module of its reference solutions, the chapter it builds on)
 LABS = {
     "lab1_attention": ("lab1", "solutions.attention", "attention"),

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from book.labs import MODEL_LOCK, Lab, Rules, cached, course_model
-from book.labs.compare import (Cause, Mismatch, as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
+from book.labs.compare import (Cause, as_pair, as_tensor, check_close, check_finite, check_rows_sum_to_one,
                                check_shape, check_zero_where)
 
 FUNCTIONS = ("split_heads", "merge_heads", "scaled_dot_product_attention", "repeat_kv", "self_attention")
@@ -553,5 +553,3 @@ def visible_truths() -> None:
                 attention_case(case)
     minilm_layer_case(3, SENTENCES)
 
-
-__all__ = ["LAB", "Mismatch"]

@@ -117,7 +117,8 @@ def rows_by_id(observed: dict, side: str = "input") -> dict[int, torch.Tensor]:
     return dict(zip(found["row_ids"], found["rows"]))
 
 
-@RULES.add("ids", "add_tokens", "add_tokens must return one int id per requested string, in order, a new id for each new string.",
+@RULES.add("ids", "add_tokens",
+           "add_tokens must return one int id per requested string, in order, a new id for each new string.",
            {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})
 def check_ids(student, case: AddCase) -> None:
     case, expected, ids, _ = add(student, case)
@@ -127,13 +128,15 @@ def check_ids(student, case: AddCase) -> None:
                        f"needs its own id, from {expected['old']} (the old vocabulary size) up.")
 
 
-@RULES.add("existing_and_repeated_strings", "add_tokens", "A string that is already a token, or repeated, must not be added again: it keeps its one id.",
+@RULES.add("existing_and_repeated_strings", "add_tokens",
+           "A string that is already a token, or repeated, must not be added again: it keeps its one id.",
            {"minilm": CASES["minilm"]})
 def check_existing_and_repeated_strings(student, case: AddCase) -> None:
     check_existing_and_repeated(student, case)
 
 
-@RULES.add("existing_and_repeated_strings_smollm2", "add_tokens", "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.",
+@RULES.add("existing_and_repeated_strings_smollm2", "add_tokens",
+           "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.",
            {"smollm2": CASES["smollm2"]})
 def check_existing_and_repeated_strings_smollm2(student, case: AddCase) -> None:
     check_existing_and_repeated(student, case)
@@ -155,7 +158,8 @@ def check_existing_and_repeated(student, case: AddCase) -> None:
                        f"{len(expected['new'])} new strings); add only strings that are not one token yet, each once.")
 
 
-@RULES.add("encodes_to_one_id", "add_tokens", "After add_tokens, tokenizer.encode(s, add_special_tokens=False) must be [id] for every string.",
+@RULES.add("encodes_to_one_id", "add_tokens",
+           "After add_tokens, tokenizer.encode(s, add_special_tokens=False) must be [id] for every string.",
            {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})
 def check_encodes_to_one_id(student, case: AddCase) -> None:
     case, _, ids, observed = add(student, case)
@@ -165,7 +169,8 @@ def check_encodes_to_one_id(student, case: AddCase) -> None:
                            "tokenizer.add_tokens (an uncased tokenizer needs a normalized token).")
 
 
-@RULES.add("embeddings_resized", "add_tokens", "The input embeddings must grow to len(tokenizer) rows, every old row unchanged.",
+@RULES.add("embeddings_resized", "add_tokens",
+           "The input embeddings must grow to len(tokenizer) rows, every old row unchanged.",
            {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})
 def check_embeddings_resized(student, case: AddCase) -> None:
     case, expected, _, observed = add(student, case)
@@ -183,13 +188,15 @@ def check_embeddings_resized(student, case: AddCase) -> None:
                        f"{len(expected['sample'])} sampled old rows did): only the new rows may be written.")
 
 
-@RULES.add("new_rows_are_mean_of_pieces", "add_tokens", "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.",
+@RULES.add("new_rows_are_mean_of_pieces", "add_tokens",
+           "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.",
            {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})
 def check_new_rows_are_mean_of_pieces(student, case: AddCase) -> None:
     check_new_rows(student, case)
 
 
-@RULES.add("special_rows_are_mean_of_pieces", "add_tokens", "Special tokens get mean-of-pieces embedding rows too.",
+@RULES.add("special_rows_are_mean_of_pieces", "add_tokens",
+           "Special tokens get mean-of-pieces embedding rows too.",
            {"smollm2-special": CASES["smollm2-special"]})
 def check_special_rows_are_mean_of_pieces(student, case: AddCase) -> None:
     check_new_rows(student, case)
@@ -216,7 +223,8 @@ def check_new_rows(student, case: AddCase) -> None:
                            "set it from the pieces the string was split into before it was added.") from None
 
 
-@RULES.add("tied_head", "add_tokens", "SmolLM2's output head must stay tied to the input embeddings, with the same new rows.",
+@RULES.add("tied_head", "add_tokens",
+           "SmolLM2's output head must stay tied to the input embeddings, with the same new rows.",
            {"smollm2": CASES["smollm2"]})
 def check_tied_head(student, case: AddCase) -> None:
     case, expected, ids, observed = add(student, case)
@@ -250,19 +258,22 @@ def check_special(student, case: AddCase) -> None:
                        f"skip_special_tokens=True) still shows them: {decoded!r}. Likely cause: {cause}")
 
 
-@RULES.add("special_tokens", "add_tokens", "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).",
+@RULES.add("special_tokens", "add_tokens",
+           "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).",
            {"smollm2-special": CASES["smollm2-special"]})
 def check_special_tokens(student, case: AddCase) -> None:
     check_special(student, case)
 
 
-@RULES.add("special_tokens_minilm", "add_tokens", "special=True must work for MiniLM's tokenizer too.",
+@RULES.add("special_tokens_minilm", "add_tokens",
+           "special=True must work for MiniLM's tokenizer too.",
            {"minilm-special": CASES["minilm-special"]})
 def check_special_tokens_minilm(student, case: AddCase) -> None:
     check_special(student, case)
 
 
-@RULES.add("ordinary_tokens_are_kept_by_decode", "add_tokens", "Without special=True the new tokens are ordinary text: decoding keeps them.",
+@RULES.add("ordinary_tokens_are_kept_by_decode", "add_tokens",
+           "Without special=True the new tokens are ordinary text: decoding keeps them.",
            {"smollm2": CASES["smollm2"]})
 def check_ordinary_tokens_are_kept_by_decode(student, case: AddCase) -> None:
     case, expected, _, observed = add(student, case)
