@@ -93,18 +93,18 @@ def grader():
 def test_each_student_is_graded_on_their_own_hidden_inputs_and_the_seed_is_recorded(grader):
     records = {s: grader.grade_lab("lab1", ROOT / "solutions" / "attention.py", student=s) for s in ("ada", "bo")}
     for student, record in records.items():
-        assert record["score"] == record["max_score"], [t["name"] for t in record["tests"] if t["status"] != "passed"]
-        assert record["hidden_inputs"] == {"seed": str(student_seed(student, SECRET)), "source": "secret and student id"}
+        assert record.score == record.max_score, [t.name for t in record.tests if t.status != "passed"]
+        assert record.hidden_inputs == {"seed": str(student_seed(student, SECRET)), "source": "secret and student id"}
 
 
 def test_hidden_feedback_does_not_show_the_students_drawn_sentences(grader):
     record = grader.grade_lab("lab1", FAULTY, student="cy")
-    hidden = [t for t in record["tests"] if t["name"].startswith("lab1: self_attention_minilm_hidden")]
-    assert hidden and all(t["status"] == "failed" for t in hidden)
+    hidden = [t for t in record.tests if t.name.startswith("lab1: self_attention_minilm_hidden")]
+    assert hidden and all(t.status == "failed" for t in hidden)
     seed = student_seed("cy", SECRET)
     for test in hidden:
-        for sentence in lab1.drawn_sentences(Draw(seed, test["name"])):
-            assert sentence not in test["output"]
+        for sentence in lab1.drawn_sentences(Draw(seed, test.name)):
+            assert sentence not in test.output
 
 
 def test_a_regrade_with_the_recorded_seed_draws_the_same_inputs(tmp_path, capsys):
@@ -117,6 +117,6 @@ def test_a_regrade_with_the_recorded_seed_draws_the_same_inputs(tmp_path, capsys
     assert cli.main(["grade", str(FAULTY), "--lab", "lab1", "--gradescope", str(second), "--seed", seed, "--quiet"]) == 0
     a, b = (json.loads(p.read_text()) for p in (first, second))
     assert json.loads(second.read_text())["extra_data"]["lab1"]["hidden_inputs"] == {"seed": seed, "source": "given"}
-    assert [(t["name"], t["status"], t["output"]) for t in a["tests"]] == [(t["name"], t["status"], t["output"])
+    assert [(t.name, t.status, t.output) for t in a["tests"]] == [(t.name, t.status, t.output)
                                                                            for t in b["tests"]]
     capsys.readouterr()
