@@ -117,6 +117,6 @@ def test_a_regrade_with_the_recorded_seed_draws_the_same_inputs(tmp_path, capsys
     assert cli.main(["grade", str(FAULTY), "--lab", "lab1", "--gradescope", str(second), "--seed", seed, "--quiet"]) == 0
     a, b = (json.loads(p.read_text()) for p in (first, second))
     assert json.loads(second.read_text())["extra_data"]["lab1"]["hidden_inputs"] == {"seed": seed, "source": "given"}
-    assert [(t.name, t.status, t.output) for t in a["tests"]] == [(t.name, t.status, t.output)
+    assert [(t["name"], t["status"], t["output"]) for t in a["tests"]] == [(t["name"], t["status"], t["output"])
                                                                            for t in b["tests"]]
     capsys.readouterr()
