@@ -261,8 +261,8 @@ def _run_one(rule: labs.Rule, student: NotebookStudent) -> CheckResult:
             rule.check(student, case)
     except _Missing as missing:
         return CheckResult(rule.name, rule.function, False, f"{missing} is not defined: run the cell that defines it first.")
-    except Mismatch as failure:
-        return CheckResult(rule.name, rule.function, False, str(failure))
+    except Mismatch as failure:  # the rule, then what is wrong: the grader's feedback reads the same
+        return CheckResult(rule.name, rule.function, False, f"{rule.sentence} {failure}")
     except Exception as error:  # a student's bug must become a FAIL line, never stop the notebook
         return CheckResult(rule.name, rule.function, False, _describe_error(error, rule.function))
     return CheckResult(rule.name, rule.function, True)

@@ -21,7 +21,7 @@ def test_the_public_checks_agree_with_the_grader(audited, entry):
     assert row.public is not None and row.record is not None
     if entry.kind == "correct":
         assert row.public.all_passed, [r.line() for r in row.public.results if not r.passed]
-        assert row.record["score"] == row.record["max_score"]
+        assert row.record.score == row.record.max_score
     else:
         assert row.public.failed, "a faulty submission passes every public check"
     assert audit.agreement(row) == []

@@ -224,7 +224,8 @@ def test_labcheck_reports_a_students_errors_without_raising(capsys):
                                  only=["split_heads", "merge_heads", "repeat_kv"])
     lines = capsys.readouterr().out.splitlines()
     assert (report.passed, report.total) == (0, 5)  # the rules of these functions: heads_round_trip, repeat_kv_hidden too
-    assert lines[0].startswith("FAIL split_heads: split_heads(x (3, 7, 65), num_heads=5): wrong values; the largest difference")
+    assert lines[0].startswith("FAIL split_heads: split_heads must turn (B, T, D) into (B, H, T, Dh)")
+    assert "split_heads(x (3, 7, 65), num_heads=5): wrong values; the largest difference" in lines[0]
     assert "Likely cause: a reshape to (B, H, T, Dh) alone" in lines[0]
     assert lines[1] == "FAIL merge_heads: ValueError: oops"
     assert lines[3] == "FAIL repeat_kv: repeat_kv is not defined: run the cell that defines it first."
@@ -232,13 +233,14 @@ def test_labcheck_reports_a_students_errors_without_raising(capsys):
 
 
 def test_a_function_is_checked_with_the_labs_references_for_the_functions_it_calls():
-    """A bug in split_heads fails split_heads' checks, not self_attention's: self_attention runs with the references."""
+    """A bug in split_heads fails split_heads' checks, not self_attention's: in the notebook's namespace (the globals
+    self_attention looks split_heads up in), the checks of self_attention put the lab's references for its callees."""
     from solutions import attention
 
-    def split_heads(x, num_heads):
-        return x.reshape(x.shape[0], num_heads, x.shape[1], -1)  # wrong: no transpose
-
-    namespace = {name: getattr(attention, name) for name in labs.load("lab1").functions} | {"split_heads": split_heads}
+    namespace: dict = {}
+    exec(compile(Path(attention.__file__).read_text(), "notebook", "exec"), namespace)  # functions defined in a notebook
+    buggy = "def split_heads(x, num_heads):\n    return x.reshape(x.shape[0], num_heads, x.shape[1], -1)\n"
+    exec(buggy, namespace)  # no transpose: mixes tokens into heads
     report = labcheck.run_checks("lab1", namespace, quiet=True)
     assert set(report.failed) == {"split_heads", "heads_round_trip"}
-    assert namespace["split_heads"] is split_heads  # put back after each call
+    assert namespace["split_heads"].__code__.co_filename == "<string>"  # the student's function is put back

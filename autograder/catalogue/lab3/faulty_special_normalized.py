@@ -5,7 +5,7 @@ keeps it. SmolLM2's tokenizer does not lowercase, so its special tokens work. Ev
 is correct.
 
 fails: special_tokens_minilm
-says: added with normalized=True
+says: with normalized=True an uncased tokenizer
 """
 
 import torch
