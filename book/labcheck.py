@@ -264,7 +264,9 @@ def _run_one(rule: labs.Rule, student: NotebookStudent) -> CheckResult:
     except Mismatch as failure:  # the rule, then what is wrong: the grader's feedback reads the same
         return CheckResult(rule.name, rule.function, False, f"{rule.sentence} {failure}")
     except Exception as error:  # a student's bug must become a FAIL line, never stop the notebook
-        return CheckResult(rule.name, rule.function, False, _describe_error(error, rule.function))
+        described = _describe_error(error, rule.function)
+        hint = described if isinstance(error, NotImplementedError) else f"{rule.sentence} {described}"
+        return CheckResult(rule.name, rule.function, False, hint)
     return CheckResult(rule.name, rule.function, True)
 
 

@@ -227,7 +227,7 @@ def test_labcheck_reports_a_students_errors_without_raising(capsys):
     assert lines[0].startswith("FAIL split_heads: split_heads must turn (B, T, D) into (B, H, T, Dh)")
     assert "split_heads(x (3, 7, 65), num_heads=5): wrong values; the largest difference" in lines[0]
     assert "Likely cause: a reshape to (B, H, T, Dh) alone" in lines[0]
-    assert lines[1] == "FAIL merge_heads: ValueError: oops"
+    assert lines[1] == "FAIL merge_heads: merge_heads must turn (B, H, T, Dh) back into (B, T, D), the heads side by side. ValueError: oops"
     assert lines[3] == "FAIL repeat_kv: repeat_kv is not defined: run the cell that defines it first."
     assert lines[-1] == "0 of 5 public checks passed; hidden tests run at grading"
 

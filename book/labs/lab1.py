@@ -60,6 +60,8 @@ class Heads:
 
 def heads_of(x: torch.Tensor, H: int) -> torch.Tensor:
     """(B, T, D) -> (B, H, T, Dh) by definition: head h is the slice of features h * Dh to (h + 1) * Dh - 1."""
+    if x.shape[-1] % H:
+        raise ValueError(f"A width of {x.shape[-1]} cannot be cut into {H} heads of one width: num_heads must divide D.")
     return torch.stack(x.split(x.shape[-1] // H, dim=-1), dim=1)
 
 
