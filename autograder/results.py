@@ -28,6 +28,7 @@ STUDENTS, GRADESCOPE, GRADEBOOK = "students", "gradescope", "gradebook.csv"
 class TestResult:
     """The outcome of one graded test, in the shape Gradescope's results.json uses for a test."""
 
+    __test__ = False  # a record, not a pytest test class
     name: str
     score: float
     max_score: float
