@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install book test test-book bench-build bench-reading bench-load bench-grading bench-gradescope sync clean
 
-$(STAMP): pyproject.toml package-lock.json scripts/setup.sh
+$(STAMP): pyproject.toml instructor/pyproject.toml package-lock.json scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	touch $(STAMP)
 

@@ -12,7 +12,7 @@ Underneath, one concept per module: :mod:`~autograder.extract` (what of a notebo
 :mod:`~autograder.sandbox` and :mod:`~autograder.worker` (where it runs: a forked, confined
 worker), :mod:`~autograder.isolation` (the bubblewrap sandbox around it, and which protections
 are on), :mod:`~autograder.wire` (plain data across the boundary), :mod:`~autograder.spec` and
-:mod:`~autograder.specs` (the graded tests), :mod:`~autograder.compare` (feedback and
+:mod:`~autograder.specs` (the graded tests, over the labs' truth in :mod:`book.labs`), :mod:`book.labs.compare` (feedback and
 tolerances), :mod:`~autograder.results` (the files written).
 
 This package is imported by the worker before it runs student code, so it imports nothing here.

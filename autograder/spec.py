@@ -1,33 +1,26 @@
 """Graded tests: how a lab's spec is written, collected and run against one submission.
 
-A spec (``autograder/specs/lab*_*.py``) is a module of pytest-style test functions, each
-worth some points and carrying the sentence a student sees when it fails::
+A spec (``autograder/specs/lab*_*.py``) gives points to the rules of its lab (:mod:`book.labs`),
+one pytest-style test function per rule::
 
-    @points(1, "Rows of the attention weights must sum to 1 along the keys.")
-    @parametrize("dtype", [torch.float32, torch.float64])
-    def test_weights_are_a_distribution(student, dtype):
-        out, weights = as_pair(student.scaled_dot_product_attention(q, k, v), ...)
-        check_rows_sum_to_one(weights)
+    test_sdpa_causal = visible(lab1.LAB.rule("sdpa_causal"), points=1)
+    test_sdpa_left_padding = hidden(lab1.LAB.rule("sdpa_left_padding"), points=1, draw=drawn_case)
 
-``student`` is the submission: ``student.f(...)`` runs its ``f`` in the worker
-(:class:`autograder.sandbox.Session`) and returns plain data; every other argument comes from
-:func:`parametrize` (one graded test per value). A test passes when it returns and fails when it
-raises; its feedback is the message, then why: a :class:`~autograder.compare.Mismatch`, or a
-:class:`~autograder.sandbox.StudentFailure` (an exception with the student's traceback, a time or
-memory limit). ``hidden=True`` marks a test whose result students see only after the grades
-are published (Gradescope's ``after_published``); the others mirror the lab's own checks.
-
-Expected values are computed here, in the grader, from the reference solutions and the
-libraries. The visible tests' inputs are fixed, so :func:`cached` computes their expected
-outputs once per run; a hidden test takes a ``draw`` argument and draws its inputs from the
-student's seed (:mod:`autograder.seeding`), so its expected values are computed per student.
+A *visible* test runs the rule on its public cases, exactly as the lab's own check does; a
+*hidden* one runs it on cases drawn like them for each student (``draw(case, draw)``, from the
+student's seed, :mod:`autograder.seeding`), and students see its result only once the grades are
+published (Gradescope's ``after_published``). Each case is one graded test worth the points.
+Hand-written test functions work too (:func:`points`, :func:`parametrize`). ``student`` is the
+submission: ``student.f(...)`` runs its ``f`` in the worker (:class:`autograder.session.Session`)
+and returns plain data. A test passes when it returns and fails when it raises; its feedback is
+the rule's sentence, then why: a :class:`~book.labs.compare.Mismatch` (the wording the lab's check
+prints in Colab), or a :class:`~autograder.session.StudentFailure` (an exception with the
+student's traceback, a time or memory limit).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -35,9 +28,11 @@ from typing import Callable
 
 import torch
 
-from autograder.compare import Mismatch
-from autograder.sandbox import Session, StudentFailure
+from book import labs
+from book.labs.compare import Mismatch
+from autograder.results import TestResult
 from autograder.seeding import DEFAULT_SEED, Draw
+from autograder.session import Session, StudentFailure
 
 VISIBLE, HIDDEN = "visible", "after_published"
 
@@ -46,15 +41,25 @@ VISIBLE, HIDDEN = "visible", "after_published"
 class Lab:
     """One graded lab: its spec is the module that declares it as ``LAB``."""
 
-    name: str  # "lab1": what --lab takes and the gradebook's column
-    title: str
+    truth: labs.Lab  # the lab's rules, functions and references (book/labs/<lab>.py)
     notebook: str  # the lab notebook, relative to the repository (its stubs must score zero)
     reference: str  # the reference solution, relative to the repository (it must score full marks)
-    functions: tuple[str, ...]  # the functions students write
     # Model roles the worker loads for this lab ("encoder", "decoder"); "decoder:vocabulary" loads the
     # model without its transformer layers (a lab whose functions only touch the embeddings).
     preload: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()  # modules submissions of this lab often import, imported once by the worker
+
+    @property
+    def name(self) -> str:  # "lab1": what --lab takes and the gradebook's column
+        return self.truth.name
+
+    @property
+    def title(self) -> str:
+        return self.truth.title
+
+    @property
+    def functions(self) -> tuple[str, ...]:  # the functions students write
+        return self.truth.functions
 
 
 @dataclass(frozen=True)
@@ -70,28 +75,14 @@ class Test:
 
 
 @dataclass
-class TestResult:
-    """The outcome of one test, in the shape Gradescope's results.json uses for a test."""
-
-    name: str
-    score: float
-    max_score: float
-    status: str  # "passed" or "failed"
-    output: str
-    visibility: str
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "score": self.score, "max_score": self.max_score, "status": self.status,
-                "output": self.output, "visibility": self.visibility, "seconds": round(self.seconds, 3)}
-
-
-@dataclass
 class _Marks:
     points: float = 0.0
     message: str = ""
     hidden: bool = False
     params: list = field(default_factory=list)  # [(argnames, values, ids)], outermost first
+    fixed: dict = field(default_factory=dict)  # arguments every test of the function gets, not in its name
+    rule: str = ""  # the lab rule it grades
+    draw: Callable | None = None  # a hidden test's draw(case, student_draw): how its cases are drawn
 
 
 def _marks(function) -> _Marks:
@@ -121,6 +112,36 @@ def parametrize(argnames: str, values: list, ids: list[str] | None = None):
     return mark
 
 
+def _graded(rule: labs.Rule, points_: float, hidden_: bool, test):
+    test.__name__ = f"test_{rule.name}"
+    test.__doc__ = rule.sentence
+    points(points_, rule.sentence, hidden=hidden_)(test)
+    marks = _marks(test)
+    marks.rule = rule.name
+    if list(rule.cases) == [""]:
+        marks.fixed = {"case": rule.cases[""]}
+    else:
+        parametrize("case", list(rule.cases.values()), ids=list(rule.cases))(test)
+    return test
+
+
+def visible(rule: labs.Rule, points: float):
+    """A test function that grades ``rule`` on its public cases, one test per case, ``points`` each."""
+    return _graded(rule, points, False, lambda student, case: rule.check(student, case))
+
+
+def hidden(rule: labs.Rule, points: float, draw):
+    """A hidden test function that grades ``rule`` on cases drawn like its public ones: ``draw(case, student_draw)``."""
+    drawn_like = draw
+
+    def test(student, case, draw):
+        rule.check(student, drawn_like(case, draw))
+
+    test = _graded(rule, points, True, test)
+    _marks(test).draw = drawn_like
+    return test
+
+
 def _id(value) -> str:
     if isinstance(value, torch.dtype):
         return str(value).replace("torch.", "")
@@ -136,7 +157,7 @@ def collect(module) -> list[Test]:
         if not (name.startswith("test_") and callable(function) and hasattr(function, "_grading")):
             continue
         marks = function._grading
-        combos = [({}, [])]
+        combos = [(dict(marks.fixed), [])]
         for argnames, values, ids in marks.params:
             expanded = []
             for kwargs, labels in combos:
@@ -149,63 +170,6 @@ def collect(module) -> list[Test]:
             full = name[len("test_"):] + (f"[{', '.join(labels)}]" if labels else "")
             tests.append(Test(f"{module.LAB.name}: {full}", function, kwargs, marks.points, marks.message, marks.hidden))
     return tests
-
-
-def cached(function):
-    """Memoize a function of hashable arguments, thread-safely (expected values, computed once per run)."""
-    lock = threading.Lock()
-    locks: dict = {}
-    results: dict = {}
-
-    @functools.wraps(function)
-    def wrapper(*args):
-        if args in results:
-            return results[args]
-        with lock:
-            key_lock = locks.setdefault(args, threading.Lock())
-        with key_lock:  # one computation per key, even with several grading threads
-            if args not in results:
-                results[args] = function(*args)
-        return results[args]
-
-    wrapper.cache_clear = results.clear
-    return wrapper
-
-
-# Held while a spec runs one of the course models: hidden expected values are computed while
-# submissions are graded side by side, and a forward hook on a shared module must capture its
-# own forward pass, not another thread's.
-MODEL_LOCK = threading.RLock()
-
-
-@cached
-def course_vocabulary_model(role: str):
-    """The tokenizer and the layer-less model of a role (book.models.load_vocabulary_model), loaded once, for specs
-    whose truths need only the embeddings."""
-    from book import load_tokenizer
-    from book.models import load_vocabulary_model
-
-    _quiet_loading()
-    return load_tokenizer(role), load_vocabulary_model(role)
-
-
-@cached
-def course_model(role: str):
-    """The tokenizer and model of a course role ("encoder", "decoder") for computing expected values, loaded once.
-
-    Shared by the specs: they read these models, never change them.
-    """
-    from book import load_model, load_tokenizer
-
-    _quiet_loading()
-    return load_tokenizer(role), load_model(role)
-
-
-def _quiet_loading() -> None:
-    """No per-tensor "Loading weights" bar on the grader's terminal: the models are local and load in a second."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
 
 
 def takes_draw(function) -> bool:

@@ -1,7 +1,7 @@
 """``tolerances``: the evidence behind every numeric tolerance of the specs, measured, and checked against them.
 
 A check passes when ``|actual - expected| <= t + t·|expected|`` everywhere, with ``t`` the
-tolerance of the test's dtype (:data:`autograder.compare.TOLERANCES`) and the expected values
+tolerance of the test's dtype (:data:`book.labs.compare.TOLERANCES`) and the expected values
 computed in float64 from the inputs the student received. So for a result the only number that
 matters is the smallest ``t`` it would pass with (:func:`needed`). For each numeric check and
 dtype this module measures that number for
@@ -39,10 +39,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autograder.compare import TOLERANCES
-from autograder.sandbox import ROOT
+from book import ROOT
+from book.labs.compare import GPU_SLACK, TOLERANCES
 from autograder.seeding import Draw
-from autograder.wire import linear_module
+from book.labs.calls import linear_module
 
 MARGIN = 2.0
 RECORD = ROOT / "autograder" / "specs" / "tolerances.json"
@@ -74,8 +74,14 @@ class Row:
     cases: int = 0
 
     @property
+    def gpu_slack(self) -> float:
+        """How much wider the tolerance is for a result computed on a GPU (book.labs.compare.GPU_SLACK)."""
+        return GPU_SLACK.get(getattr(torch, self.dtype), 1.0)
+
+    @property
     def ok(self) -> bool:
-        return self.correct * MARGIN <= self.tolerance and self.tolerance * MARGIN <= self.mistake
+        """Correct answers pass with a margin; the least visible mistake fails with a margin, GPU slack included."""
+        return self.correct * MARGIN <= self.tolerance and self.tolerance * self.gpu_slack * MARGIN <= self.mistake
 
     def add_correct(self, value: float, by: str) -> None:
         if value > self.correct:
@@ -83,6 +89,7 @@ class Row:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["gpu_slack"] = self.gpu_slack
         data["ok"] = self.ok
         data["mistake"] = None if self.mistake == float("inf") else self.mistake  # inf: NaN or infinite values
         return data
@@ -127,23 +134,38 @@ def _students(count: int) -> list[int]:
     return [student_seed(f"evidence-{i}", "tolerance evidence") for i in range(count)]
 
 
+def _cases(module, kind, students: int, dtype=None, rules=None) -> list:
+    """The public cases of a spec's tests whose case is a ``kind`` (and whose rule is in ``rules``, if given) and, for
+    its hidden tests, cases drawn like them for ``students`` students; ``dtype`` replaces every case's dtype."""
+    from autograder import spec
+
+    templates = []
+    for test in spec.collect(module):
+        case, marks = test.kwargs.get("case"), test.function._grading
+        if isinstance(case, kind) and (rules is None or marks.rule in rules):
+            if dtype is not None:  # large scores (a case's scale) are for its own dtype: the others get ordinary ones
+                case = replace(case, dtype=dtype, scale=case.scale if dtype == case.dtype else 1.0) \
+                    if hasattr(case, "scale") else replace(case, dtype=dtype)
+            templates.append((test.name, case, marks.draw))
+    cases = [case for _, case, _ in templates]
+    for seed in _students(students):
+        cases += [draw(case, Draw(seed, name)) for name, case, draw in templates if draw is not None]
+    return cases
+
+
 def attention_rows(students: int) -> list[Row]:
     """scaled_dot_product_attention's output and weights, per dtype, on every attention case of the lab 1 spec."""
-    from autograder import spec, specs
-    from autograder.specs import lab1_attention as lab1
+    from autograder.specs import lab1_attention as spec1
+    from book.labs import lab1
 
-    module = specs.load("lab1")
-    implementations = correct_implementations("lab1", module.LAB.reference)
-    templates = [(t.name, t.kwargs["case"]) for t in spec.collect(module) if "case" in t.kwargs]
+    implementations = correct_implementations("lab1", spec1.LAB.reference)
     rows = []
     for dtype in DTYPES:
         label = str(dtype).replace("torch.", "")
         out_row = Row("scaled_dot_product_attention: output", label, TOLERANCES[dtype].atol)
         w_row = Row("scaled_dot_product_attention: weights", label, TOLERANCES[dtype].atol)
         out_mistakes, w_mistakes = Mistakes(), Mistakes()
-        cases = [replace(case, dtype=dtype) for _, case in templates]
-        cases += [replace(case, dtype=dtype).drawn(Draw(seed, name)) for seed in _students(students)
-                  for name, case in templates]
+        cases = _cases(spec1, lab1.Case, students, dtype)
         for case in cases:
             (q, k, v), kwargs, allowed, seen, output, weights = lab1.attention_case(case)
             for name, implementation in implementations.items():
@@ -152,8 +174,7 @@ def attention_rows(students: int) -> list[Row]:
                 w_row.add_correct(needed(got_w, weights, seen), name)
             fused = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, Tq, Dh), the library's kernel
             out_row.add_correct(needed(fused, output, seen), "torch's fused attention")
-            on_weights, on_output = lab1.attention_causes(q.double(), k.double(), v.double(),
-                                                          kwargs.get("attention_mask"), case.causal, seen, weights)
+            on_weights, on_output = lab1.attention_causes(case)
             for cause in on_weights:
                 w_mistakes.add(cause.hint, cause.value, weights, dtype, seen)
             for cause in on_output:
@@ -167,19 +188,17 @@ def attention_rows(students: int) -> list[Row]:
 
 def self_attention_rows(students: int) -> list[Row]:
     """self_attention on MiniLM layers (the visible sentences and drawn corpus ones) and on small random layers."""
-    from autograder.specs import lab1_attention as lab1
+    from autograder.specs import lab1_attention as spec1
+    from book.labs import lab1
 
-    implementations = correct_implementations("lab1", lab1.LAB.reference)
+    implementations = correct_implementations("lab1", spec1.LAB.reference)
     row = Row("self_attention", "float32", TOLERANCES[torch.float32].atol)
     mistakes = Mistakes()
     keys = [("minilm", 3, lab1.SENTENCES)]
     for seed in _students(students):
         draw = Draw(seed, "self_attention")
-        keys.append(("minilm", draw.integer(0, 5), lab1.drawn_sentences(draw)))
-        H = draw.odd(3, 7)
-        Dh = draw.odd(3, 9, (H,))
-        T = draw.odd(5, 11, (H, Dh))
-        keys.append(("small", draw.seed(), H, Dh, T, draw.integer(1, T - 1)))
+        keys.append(("minilm", draw.integer(0, 5), spec1.drawn_sentences(draw)))
+        keys.append(("small",) + spec1.drawn_small_layer(None, draw))
     for key in keys:
         hidden, mask, projections, heads, expected = (lab1.minilm_layer_case(*key[1:]) if key[0] == "minilm"
                                                       else lab1.small_layer_case(*key[1:]))
@@ -197,70 +216,65 @@ def self_attention_rows(students: int) -> list[Row]:
 
 def pooling_rows(students: int) -> list[Row]:
     """mean_pool and max_pool, per dtype, on the lab 2 spec's cases and drawn ones."""
-    from autograder.specs import lab2_pooling as lab2
+    from autograder.specs import lab2_pooling as spec2
+    from book.labs import lab2
 
-    implementations = correct_implementations("lab2", lab2.LAB.reference)
+    implementations = correct_implementations("lab2", spec2.LAB.reference)
     rows = []
-    for function, cases in (("mean_pool", lab2.MEAN_CASES), ("max_pool", lab2.MAX_CASES)):
+    for function in ("mean_pool", "max_pool"):
         for dtype in DTYPES:
             label = str(dtype).replace("torch.", "")
             row = Row(function, label, TOLERANCES[dtype].atol)
             mistakes = Mistakes()
-            specs_ = [{**s, "dtype": dtype} for s in cases.values()]
-            specs_ += [lab2.drawn_spec({**s, "dtype": dtype}, Draw(seed, f"{function}/{name}"))
-                       for seed in _students(students) for name, s in cases.items()]
-            for spec in specs_:
-                hidden, mask, truths = lab2.pooling_case(*lab2._key(spec))
+            rules = {rule.name for rule in lab2.LAB.rules if rule.function == function}
+            cases = _cases(spec2, lab2.Pooling, students, dtype, rules)
+            for case in cases:
+                hidden, mask, truths = lab2.pooling_case(case)
                 truth = truths[function.split("_")[0]]
                 for name, implementation in implementations.items():
                     row.add_correct(needed(getattr(implementation, function)(hidden, mask), truth), name)
                 for cause in lab2.pooling_causes(function, hidden, mask):
                     mistakes.add(cause.hint, cause.value, truth, dtype)
             mistakes.settle(row)
-            row.cases = len(specs_)
+            row.cases = len(cases)
             rows.append(row)
     return rows
 
 
 def embedding_rows(students: int) -> list[Row]:
     """embed_sentences against sentence-transformers' encode, on the lab's texts and drawn corpus sentences."""
-    from autograder.spec import course_model
-    from autograder.specs import lab2_pooling as lab2
-    from book.labcheck import LONG_TEXT, TEXTS
+    from autograder.specs import lab2_pooling as spec2
+    from book.labs import course_model, lab2
 
-    implementations = correct_implementations("lab2", lab2.LAB.reference)
+    implementations = correct_implementations("lab2", spec2.LAB.reference)
     tokenizer, model = course_model("encoder")
     row = Row("embed_sentences", "float32", TOLERANCES[torch.float32].atol)
     mistakes = Mistakes()
-    batches = [(tuple(TEXTS), 3), ((LONG_TEXT,), 2)]
-    for seed in _students(students):
-        draw = Draw(seed, "embed_sentences")
-        batches += [(lab2.drawn_openings(draw), draw.choice((2, 16))), ((lab2.drawn_long_text(draw),), 1)]
-    for texts, batch_size in batches:
-        expected = lab2.expected_embeddings(texts)
+    cases = _cases(spec2, lab2.Texts, students)
+    for case in cases:
+        expected = case.expected()
         for name, implementation in implementations.items():
             with torch.no_grad():
-                got = implementation.embed_sentences(list(texts), tokenizer, model, batch_size=batch_size)
+                got = implementation.embed_sentences(list(case.texts), tokenizer, model, batch_size=case.batch_size)
             row.add_correct(needed(got, expected), name)
-        for cause in lab2.embedding_causes(texts, batch_size):
+        for cause in lab2.embedding_causes(case.texts, case.batch_size):
             mistakes.add(cause.hint, cause.value, expected, torch.float32)
     mistakes.settle(row)
-    row.cases = len(batches)
+    row.cases = len(cases)
     return [row]
 
 
 def token_rows(students: int) -> list[Row]:
     """add_tokens' new embedding rows (the mean of the pieces' rows) on the lab 3 cases and drawn ones."""
-    from autograder.specs import lab3_tokens as lab3
-    from book import load_tokenizer
-    from book.models import load_vocabulary_model
+    from autograder.specs import lab3_tokens as spec3
+    from book.labs import course_vocabulary_model, lab3
 
-    implementations = correct_implementations("lab3", lab3.LAB.reference)
+    implementations = correct_implementations("lab3", spec3.LAB.reference)
     row = Row("add_tokens: new rows", "float32", TOLERANCES[torch.float32].atol)
     mistakes = Mistakes()
     cases = list(lab3.CASES.values())
-    cases += [lab3.drawn_case(name, Draw(seed, "x")) for seed in _students(students) for name in lab3.CASES]
-    loaded = {role: (load_tokenizer(role), load_vocabulary_model(role)) for role in {c.role for c in cases}}
+    cases += [spec3.drawn_case(case, Draw(seed, "x")) for seed in _students(students) for case in lab3.CASES.values()]
+    loaded = {role: course_vocabulary_model(role) for role in {c.role for c in cases}}
     for case in cases:
         expected = lab3.expectation(case)
         for name, implementation in implementations.items():

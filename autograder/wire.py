@@ -34,6 +34,7 @@ import json
 import socket
 import struct
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 from safetensors.torch import load as _load_tensors
@@ -42,6 +43,21 @@ from safetensors.torch import save as _save_tensors
 HEADER = struct.Struct("!QQ")  # (JSON length, safetensors length)
 MAX_DEPTH = 32  # nesting accepted in a value (deeper values are reported as opaque)
 MAX_ITEMS = 100_000  # list/dict items accepted in one value
+
+
+class ErrorKind(str, Enum):
+    """Why a call of a student function returned no value: what the worker reports, and what the grader explains."""
+
+    EXCEPTION = "exception"  # it raised
+    NOT_IMPLEMENTED = "not_implemented"  # it raised NotImplementedError: still the lab's stub
+    MEMORY = "memory"  # it ran out of memory
+    TIMEOUT = "timeout"  # it ran out of time
+    EXIT = "exit"  # it called sys.exit
+    MISSING = "missing"  # the submission does not define it
+    OBSERVE = "observe"  # looking at its mutated arguments afterwards failed
+    PROTOCOL = "protocol"  # the worker could not serve the request
+    UNSENDABLE = "unsendable"  # its result could not be sent back as plain data
+    CRASHED = "crashed"  # the process running it died
 
 
 class WireError(RuntimeError):
@@ -63,16 +79,6 @@ class Linear:
     bias: torch.Tensor | None = None
 
 
-def linear_module(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.nn.Linear:
-    """The ``torch.nn.Linear`` of a weight (out, in) and bias (out,), in the weight's dtype, without gradients."""
-    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    with torch.no_grad():
-        layer.weight.copy_(weight)
-        if bias is not None:
-            layer.bias.copy_(bias)
-    return layer.to(weight.dtype).requires_grad_(False)
-
-
 @dataclass(frozen=True)
 class Opaque:
     """A value the worker could not send as plain data: only its type and a short repr come back."""
@@ -82,6 +88,9 @@ class Opaque:
 
     def __str__(self) -> str:
         return f"a {self.type} object"
+
+    def __describe__(self) -> str:  # how feedback names it (book.labs.compare)
+        return str(self)
 
 
 def _type_name(value) -> str:

@@ -48,10 +48,12 @@ import time
 import traceback
 
 from autograder import wire
+from autograder.wire import ErrorKind
+from book.labs.calls import linear_module, observe, references_in
 
 BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not import
 # Imported by the zygote so that a submission importing them does not pay for it in every child.
-COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "matplotlib.pyplot")
+COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "book.labs", "matplotlib.pyplot")
 NOBODY = 65534  # the user whose rights a child gets when the grader runs as root
 # Each child gets a user id of its own with nobody's rights (no name, no groups, no files), so that a
 # submission cannot signal, trace or read the files of another submission graded at the same time.
@@ -316,10 +318,11 @@ def _is_memory_error(error: BaseException) -> bool:
 
 def _describe(error: BaseException, filenames: set[str], seconds: float) -> dict:
     if isinstance(error, CallTimeout):
-        return {"kind": "timeout", "seconds": seconds}
+        return {"kind": ErrorKind.TIMEOUT, "seconds": seconds}
     if isinstance(error, SystemExit):
-        return {"kind": "exit", "code": str(error.code)}
-    kind = "memory" if _is_memory_error(error) else "not_implemented" if isinstance(error, NotImplementedError) else "exception"
+        return {"kind": ErrorKind.EXIT, "code": str(error.code)}
+    kind = (ErrorKind.MEMORY if _is_memory_error(error) else ErrorKind.NOT_IMPLEMENTED
+            if isinstance(error, NotImplementedError) else ErrorKind.EXCEPTION)
     return {"kind": kind, "type": type(error).__name__, "traceback": _student_traceback(error, filenames)}
 
 
@@ -355,40 +358,6 @@ def _load(request: dict, namespace: dict, filenames: set[str]) -> dict:
     return {"ok": True, "failed": failed, "notes": notes, "defined": defined}
 
 
-def _observe(spec: dict, args: list) -> dict:
-    """What the grader asked to see of a mutated argument after a call (tokenizers, models)."""
-    import torch
-
-    target = args[spec["arg"]]
-    if spec["what"] == "tokenizer":  # {"texts": [...]}: how each text encodes, and decodes without specials
-        encoded = [target.encode(s, add_special_tokens=False) for s in spec["texts"]]
-        return {
-            "len": len(target),
-            "encode": encoded,
-            "decode_skipping_special": [target.decode(ids, skip_special_tokens=True) for ids in encoded],
-        }
-    if spec["what"] == "embeddings":  # {"rows": [ids], "from_row": n}: those rows, and rows n.. (at most 64)
-        size = target.get_input_embeddings().weight.shape[0]
-        tail = list(range(spec["from_row"], min(size, spec["from_row"] + 64)))
-        rows = torch.tensor(list(spec["rows"]) + tail, dtype=torch.long)
-        found = {}
-        with torch.no_grad():
-            for side, module in (("input", target.get_input_embeddings()), ("output", target.get_output_embeddings())):
-                if module is None:
-                    continue
-                weight = module.weight
-                found[side] = {"shape": list(weight.shape), "dtype": str(weight.dtype).replace("torch.", "")}
-                inside = rows[rows < weight.shape[0]]
-                found[side]["rows"] = weight[inside].detach().clone()  # (rows, D)
-                found[side]["row_ids"] = inside.tolist()
-            if "input" in found and "output" in found:
-                found["tied"] = bool(
-                    target.get_output_embeddings().weight.data_ptr() == target.get_input_embeddings().weight.data_ptr()
-                )
-        return found
-    raise ValueError(f"unknown observation {spec['what']!r}")
-
-
 def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
     """Serve one submission: confine, then answer ``load``/``call``/``exit`` frames."""
     _confine(request)
@@ -402,7 +371,7 @@ def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
             if payload not in objects:
                 raise wire.WireError(f"the worker did not preload {payload!r}")
             return objects[payload]
-        return wire.linear_module(payload["weight"], payload["bias"])
+        return linear_module(payload["weight"], payload["bias"])
 
     limit = request["limits"]["message_bytes"]
     while True:
@@ -411,7 +380,7 @@ def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
         except EOFError:
             return
         except wire.WireError as error:  # a request this worker cannot serve: the grader reports it
-            wire.send(sock, {"ok": False, "error": {"kind": "protocol", "detail": str(error)}})
+            wire.send(sock, {"ok": False, "error": {"kind": ErrorKind.PROTOCOL, "detail": str(error)}})
             continue
         op = message.get("op")
         if op == "exit":
@@ -421,7 +390,7 @@ def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
         elif op == "call":
             reply, result = _call(message, value, namespace, filenames)
         else:
-            reply, result = {"ok": False, "error": {"kind": "protocol", "detail": f"unknown op {op!r}"}}, None
+            reply, result = {"ok": False, "error": {"kind": ErrorKind.PROTOCOL, "detail": f"unknown op {op!r}"}}, None
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -430,7 +399,7 @@ def child_main(sock: socket.socket, request: dict, objects: dict) -> None:
         try:
             wire.send(sock, reply, result)
         except Exception as error:  # noqa: BLE001 - e.g. a result too odd to encode
-            wire.send(sock, {"ok": False, "error": {"kind": "unsendable", "detail": f"{type(error).__name__}: {error}"}})
+            wire.send(sock, {"ok": False, "error": {"kind": ErrorKind.UNSENDABLE, "detail": f"{type(error).__name__}: {error}"}})
 
 
 def _call(message: dict, value, namespace: dict, filenames: set[str]):
@@ -438,19 +407,31 @@ def _call(message: dict, value, namespace: dict, filenames: set[str]):
     name = message["function"]
     function = namespace.get(name)
     if not callable(function):
-        return {"ok": False, "error": {"kind": "missing", "function": name}}, None
+        return {"ok": False, "error": {"kind": ErrorKind.MISSING, "function": name}}, None
     args, kwargs = value["args"], value["kwargs"]
+    references = _references(message.get("references"))
     started = time.monotonic()
     try:
-        result = _run_limited(message["seconds"], function, *args, **kwargs)
+        with references_in(namespace, references):
+            result = _run_limited(message["seconds"], function, *args, **kwargs)
     except BaseException as error:  # noqa: BLE001 - SystemExit and timeouts included: all are feedback
         return {"ok": False, "error": _describe(error, filenames, time.monotonic() - started)}, None
     seconds = time.monotonic() - started
     try:
-        observed = {spec["name"]: _observe(spec, args) for spec in message.get("observe", [])}
+        observed = {spec["name"]: observe(spec, args) for spec in message.get("observe", [])}
     except BaseException as error:  # noqa: BLE001 - a model the student broke beyond inspection
-        return {"ok": False, "error": {"kind": "observe", **_describe(error, filenames, 0.0)}}, None
+        return {"ok": False, "error": {**_describe(error, filenames, 0.0), "kind": ErrorKind.OBSERVE}}, None
     return {"ok": True, "seconds": seconds}, {"result": result, "observed": observed}
+
+
+def _references(request: dict | None) -> dict:
+    """The lab's references for the functions a called function calls (``{"lab": "lab1", "names": [...]}``)."""
+    if not request:
+        return {}
+    from book import labs
+
+    available = labs.load(request["lab"]).references
+    return {name: available[name] for name in request["names"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,15 @@
 * :mod:`book.sphinx_site`: the Sphinx extension for the built site (offline math, clean scripts).
 """
 
-from book.corpus import load_corpus
-from book.env import device, report
-from book.models import load_model, load_tokenizer
+from pathlib import Path
 
-__all__ = ["device", "load_corpus", "load_model", "load_tokenizer", "report"]
+# The course checkout: the folder above this package. The grader, the build and the tests find the
+# pages, the reference solutions and the lab notebooks from here (an editable install, as
+# `make install` does; a lab's install cell never needs it).
+ROOT = Path(__file__).resolve().parent.parent
+
+from book.corpus import load_corpus  # noqa: E402
+from book.env import device, report  # noqa: E402
+from book.models import load_model, load_tokenizer  # noqa: E402
+
+__all__ = ["ROOT", "device", "load_corpus", "load_model", "load_tokenizer", "report"]

@@ -8,6 +8,11 @@ computes a fingerprint of all of those and compares it with the one stored besid
 execution cache; when they differ it deletes the cache and the parsed pages, and every page is
 executed again.
 
+Nothing in the fingerprint is listed by hand. The code is every package this checkout installs
+(read from its ``pyproject.toml`` files: the course runtime and the instructors' side, so the grader
+the instructors' page runs is covered), data files included; the library versions are those of
+every distribution that the pages or that code import.
+
 Usage::
 
     python -m book.build               # build into _build/html
@@ -20,9 +25,12 @@ After a successful build it writes the reading report (:mod:`book.reading`) to
 from __future__ import annotations
 
 import argparse
+import ast
+import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,10 +39,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# Code and data the pages import; a change to any of them must re-execute every page.
-FINGERPRINT_SOURCES = ("book", "solutions")
-FINGERPRINT_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "myst-nb", "gguf")
+from book import ROOT
 FINGERPRINT_FILE = "execution-fingerprint.json"
 # The reading report (book/reading.py) each successful build writes beside the HTML (.json and .md).
 READING_REPORT = "reading-report"
@@ -52,6 +57,66 @@ def _hash_tree(digest, root: Path, relative_to: Path) -> None:
         digest.update(path.read_bytes())
 
 
+def first_party_packages(root: Path = ROOT) -> list[str]:
+    """The top-level packages this checkout installs, from its ``pyproject.toml`` files (the root's and the
+    ones a folder down, such as ``instructor/``): setuptools' ``packages`` lists and ``packages.find`` patterns."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: every folder of the checkout that is a package
+        return sorted(p.parent.name for p in Path(root).glob("*/__init__.py"))
+    names: set[str] = set()
+    for project in [Path(root) / "pyproject.toml", *sorted(Path(root).glob("*/pyproject.toml"))]:
+        if not project.is_file():
+            continue
+        setuptools = tomllib.loads(project.read_text()).get("tool", {}).get("setuptools", {})
+        base = (project.parent / setuptools.get("package-dir", {}).get("", ".")).resolve()
+        names |= {name.split(".")[0] for name in setuptools.get("packages", []) if (base / name.split(".")[0]).is_dir()}
+        found = setuptools.get("packages", {}) if isinstance(setuptools.get("packages"), dict) else {}
+        for pattern in found.get("find", {}).get("include", []):
+            names |= {p.parent.name for p in base.glob("*/__init__.py") if fnmatch.fnmatch(p.parent.name, pattern)}
+    return sorted(names)
+
+
+def imported_modules(root: Path = ROOT) -> set[str]:
+    """The top-level modules imported by the pages' code cells and by the checkout's own packages."""
+    from book import notebooks
+
+    sources = [cell for page in notebooks.paired_pages(root) for cell in notebooks.code_cells(page)]
+    sources += [path.read_text(encoding="utf-8") for name in first_party_packages(root) for path in (Path(root) / name).rglob("*.py")
+                if "catalogue" not in path.parts]
+    found: set[str] = set()
+    for source in sources:
+        try:
+            trees = [ast.parse(source)]
+        except SyntaxError:  # a cell with IPython syntax (%pip, !ls): its import lines still count, one by one
+            trees = []
+            for line in source.splitlines():
+                if re.match(r"\s*(import|from)\s", line):
+                    try:
+                        trees.append(ast.parse(line.strip()))
+                    except SyntaxError:  # a multi-line import: its first line is enough to name the module
+                        trees.append(ast.parse(line.strip().split("(")[0].rstrip() + " x" if " import " in line else "pass"))
+        for node in (node for tree in trees for node in ast.walk(tree)):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def library_versions(root: Path = ROOT) -> dict[str, str | None]:
+    """The version of every installed distribution that provides a module the pages or the course's code import."""
+    providers = metadata.packages_distributions()
+    names = sorted({dist for module in imported_modules(root) for dist in providers.get(module, [])})
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def fingerprint(root: Path = ROOT) -> dict:
     """Everything outside the cells that decides what the cells print.
 
@@ -61,21 +126,15 @@ def fingerprint(root: Path = ROOT) -> dict:
     from book import corpus, models
 
     code = hashlib.sha256()
-    for name in FINGERPRINT_SOURCES:
-        if (root / name).is_dir():
-            _hash_tree(code, root / name, root)
+    for name in first_party_packages(root):
+        _hash_tree(code, root / name, root)
     source = corpus.corpus_source()
     data = hashlib.sha256()
     if source.is_dir():
         _hash_tree(data, source, source)
     elif source.is_file():
         data.update(source.read_bytes())
-    versions = {}
-    for package in FINGERPRINT_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = library_versions(root)
     return {
         "code": code.hexdigest(),
         "corpus": data.hexdigest(),

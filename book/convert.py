@@ -90,6 +90,11 @@ def convert(gguf_file: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def is_current_folder(out_dir: Path, gguf_file: Path) -> bool:
+    """Whether ``out_dir`` holds a complete conversion of ``gguf_file`` (reads the marker and hashes the file)."""
+    return is_current(out_dir, source_record(gguf_file))
+
+
 def converted_checkpoint(gguf_file: Path, out_dir: Path) -> Path:
     """The converted checkpoint for ``gguf_file`` in ``out_dir``, converting only if it is missing or stale."""
     if not is_current(out_dir, source_record(gguf_file)):

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported when a corpus is loaded: the labs' runtime does without it
+    import pandas as pd
 
 CORPUS_ENV = "LLM_INTERNALS_CORPUS"
 BUNDLED = Path(__file__).parent / "data" / "corpus.csv"
@@ -44,6 +46,8 @@ def load_corpus(source: str | os.PathLike | None = None) -> pd.DataFrame:
     ``source`` is a CSV file, a Parquet file or a folder of ``.txt`` files; None means
     :func:`corpus_source`. Raises :class:`CorpusError` naming the problem and the fix.
     """
+    import pandas as pd
+
     path = Path(source).expanduser() if source is not None else corpus_source()
     if not path.exists():
         raise CorpusError(f"Corpus {path} does not exist: pass an existing CSV, Parquet file or folder of .txt files.")
@@ -61,6 +65,8 @@ def load_corpus(source: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def _read_table(path: Path, reader, **kwargs) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return reader(path, **kwargs)
     except UnicodeDecodeError:
@@ -73,6 +79,8 @@ def _read_table(path: Path, reader, **kwargs) -> pd.DataFrame:
 
 
 def _read_folder(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for file in sorted(path.rglob("*.txt")):
         try:

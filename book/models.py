@@ -217,6 +217,44 @@ def _from_pretrained(loader, name: str, **kwargs):
         raise _missing(spec(name), f"the hub refused or failed: {detail}") from None
 
 
+def model_file(name: str, filename: str) -> Path:
+    """A file of a registry model's folder (``"sentence_bert_config.json"``, ``"README.md"``): from its package, or
+    downloaded from the hub (Colab). Not for a model that ships as a GGUF file."""
+    entry = spec(name)
+    local = package_files(entry.name)
+    if local is not None and not entry.is_gguf:
+        return local / filename
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(entry.hub_id, filename))
+    except Exception as error:  # noqa: BLE001 - offline, missing file, gated: one clear error
+        raise _missing(entry, f"{filename} could not be fetched: {str(error).splitlines()[0]}") from None
+
+
+def load_config(name: str = "decoder"):
+    """The configuration of a registry model or role, without loading (or converting) its weights.
+
+    A GGUF package's configuration comes from the checkpoint already converted from it, or else from
+    the GGUF file's own header (a few seconds; converting the weights would take much longer).
+    """
+    from transformers import AutoConfig
+
+    entry = spec(name)
+    local = package_files(entry.name)
+    if local is None or not entry.is_gguf:
+        return _from_pretrained(AutoConfig, name)
+    from book.convert import is_current_folder
+
+    converted = cache_dir() / entry.name
+    if is_current_folder(converted, local):
+        return AutoConfig.from_pretrained(converted)
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    values = dict(load_gguf_checkpoint(str(local), return_tensors=False)["config"])
+    return AutoConfig.for_model(values.pop("model_type"), **values)
+
+
 def load_tokenizer(name: str = "decoder", **kwargs):
     """The tokenizer of a registry model or role (``"decoder"``, ``"encoder"``)."""
     from transformers import AutoTokenizer

@@ -19,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from autograder import bundle  # noqa: E402

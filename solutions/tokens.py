@@ -14,18 +14,15 @@ from tokenizers import AddedToken
 
 
 def _is_token(tokenizer, text: str) -> bool:
-    """Whether ``text`` is already one token: it encodes to a single id, and that id is not the unknown token's."""
-    encoded = tokenizer.encode(text, add_special_tokens=False)
-    return len(encoded) == 1 and (encoded[0] != tokenizer.unk_token_id or text == tokenizer.unk_token)
+    """Whether ``text`` is already one token: it encodes to exactly one id."""
+    return len(tokenizer.encode(text, add_special_tokens=False)) == 1
 
 
 def add_tokens(tokenizer, model, new_tokens: list[str], special: bool = False) -> list[int]:
     """list of N strings -> list of N ids; embeddings (V, D) -> (len(tokenizer), D).
 
     * A string that already encodes to one id (a vocabulary entry, a token added earlier, or a
-      repeat within ``new_tokens``) is not added again; its existing id is returned. A string
-      the tokenizer only knows as ``[UNK]`` (an emoji for MiniLM) is added: its row starts as
-      the unknown token's.
+      repeat within ``new_tokens``) is not added again; its existing id is returned.
     * Every existing embedding row is left unchanged; the row of each new token is the mean of
       the rows of the pieces the tokenizer split it into *before* this call.
     * A tied output head (``lm_head.weight is`` the input embeddings) stays tied.

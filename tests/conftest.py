@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book import build, models
-
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT, build, models
 
 
 def toc_pages() -> list[str]:
@@ -52,3 +50,17 @@ def built_book(tmp_path_factory):
     assert not (copy / "_build").exists()
     assert build.build(copy) == 0, "the book build failed: a cell raised or Sphinx stopped (see the log above)"
     return copy / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def audited(tmp_path_factory):
+    """The whole catalogue graded once, and the labs' public checks run on its correct and faulty entries: rows by entry
+    name, the protections of the run, and its workspace (tests/test_autograder_catalogue.py, tests/test_lab_agreement.py)."""
+    from autograder import audit
+    from autograder.grade import Grader
+
+    workspace = tmp_path_factory.mktemp("catalogue")
+    with Grader("all", audit.AUDIT_LIMITS) as grader:
+        rows = audit.audit(audit.load(), grader, workspace, jobs=2, public=True)
+        protections = grader.protections
+    return {row.entry.name: row for row in rows}, protections, workspace

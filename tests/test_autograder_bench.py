@@ -8,8 +8,8 @@ import pytest
 
 from autograder import bench, specs
 from autograder.extract import load_submission
+from book import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("mutant", bench.MUTANTS, ids=lambda m: f"{m.lab}-{m.name}")

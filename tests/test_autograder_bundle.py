@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from autograder import bundle, cli, results
-from autograder.sandbox import ROOT
+from book import ROOT
 
 REFERENCE = ROOT / "solutions" / "attention.py"
 FAULTY = ROOT / "autograder" / "catalogue" / "lab1" / "faulty_softmax_over_queries.py"

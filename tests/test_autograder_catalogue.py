@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder import audit, cli, spec, specs
-from autograder.grade import Grader
+from autograder.results import LabRecord, TestResult
 from autograder.isolation import Protections
 
 ENTRIES = audit.load()
@@ -28,16 +28,6 @@ HOSTILE = ("syntax_error.py", "syntax_error_in_one_cell.ipynb", "invalid_json.ip
            "tensor_subclass.py", "monkeypatches_torch.py", "monkeypatches_the_grader.py", "reads_the_solutions.py",
            "reads_the_hidden_tests.py", "reads_another_submission.py", "writes_the_results.py", "prints_a_fake_score.py",
            "huge_notebook.ipynb", "opens_the_network.py")
-
-
-@pytest.fixture(scope="session")
-def audited(tmp_path_factory):
-    """The whole catalogue graded once: rows by entry name, the protections of the run, and its workspace."""
-    workspace = tmp_path_factory.mktemp("catalogue")
-    with Grader("all", audit.AUDIT_LIMITS) as grader:
-        rows = audit.audit(ENTRIES, grader, workspace, jobs=2)
-        protections = grader.protections
-    return {row.entry.name: row for row in rows}, protections, workspace
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +83,8 @@ def test_every_entry_declares_an_expectation_the_grader_can_check(entry, tests_o
 def test_a_correct_variant_gets_full_marks(audited, entry):
     row = audited[0][entry.name]
     record = row.record
-    failed = {t["name"]: t["output"] for t in record["tests"] if t["status"] != "passed"}
-    assert record["score"] == record["max_score"] and not failed and record["error"] is None, failed
+    failed = {t.name: t.output for t in record.tests if t.status != "passed"}
+    assert record.score == record.max_score and not failed and record.error is None, failed
     assert row.ok, row.problems
 
 
@@ -102,16 +92,16 @@ def test_a_correct_variant_gets_full_marks(audited, entry):
 def test_a_faulty_variant_loses_exactly_the_points_of_what_it_breaks_and_is_told_why(audited, tests_of, entry):
     record = audited[0][entry.name].record
     wanted = audit.expected_failures(entry, tests_of[entry.lab])
-    failed = {t["name"]: t for t in record["tests"] if t["status"] != "passed"}
+    failed = {t.name: t for t in record.tests if t.status != "passed"}
     assert sorted(failed) == sorted(t.name for t in wanted), "the tests that fail are not the ones its header names"
     lost = sum(t.points for t in wanted)
-    assert record["score"] == pytest.approx(record["max_score"] - lost)
-    assert all(t["score"] == 0 for t in failed.values())
+    assert record.score == pytest.approx(record.max_score - lost)
+    assert all(t.score == 0 for t in failed.values())
     for phrase in entry.says:
-        assert any(phrase in t["output"] for t in failed.values()), f"no feedback names the cause: {phrase!r}"
+        assert any(phrase in t.output for t in failed.values()), f"no feedback names the cause: {phrase!r}"
     for test in failed.values():  # every failure starts with the test's own sentence, then says what went wrong
-        message = next(t.message for t in wanted if t.name == test["name"])
-        assert test["output"].startswith(message + "\n") and len(test["output"]) > len(message) + 20
+        message = next(t.message for t in wanted if t.name == test.name)
+        assert test.output.startswith(message + "\n") and len(test.output) > len(message) + 20
 
 
 @pytest.mark.parametrize("entry", BY_KIND["hostile"], ids=lambda e: e.name)
@@ -124,14 +114,14 @@ def test_a_hostile_submission_is_contained(audited, entry):
     assert row.ok, row.problems
     record = row.record
     if entry.error:
-        assert record["score"] == 0 and all("Not graded: " in t["output"] for t in record["tests"])
+        assert record.score == 0 and all("Not graded: " in t.output for t in record.tests)
 
 
 def test_feedback_never_shows_hidden_tests_or_reference_code(audited):
     rows, protections, _ = audited
     hidden = [Path(specs.load(lab).__file__).read_text() for lab in specs.select("all")]
-    secrets = [line.strip() for source in hidden for line in source.splitlines()
-               if re.match(r"\s*(HIDDEN_SENTENCES|CASES|MEAN_CASES|MAX_CASES) = ", line)]
+    secrets = [line.strip() for source in hidden for line in source.splitlines()  # how hidden cases are drawn
+               if re.match(r"\s*(def drawn_|POOLS = |return .*draw)", line)]
     reference = [(audit.ROOT / specs.load(lab).LAB.reference).read_text() for lab in specs.select("all")]
     comments = [line.strip() for source in reference for line in source.splitlines()  # the reference's own words
                 if line.strip().startswith("# ") and len(line.strip()) > 30]
@@ -139,7 +129,7 @@ def test_feedback_never_shows_hidden_tests_or_reference_code(audited):
     for row in rows.values():
         if row.record is None:
             continue
-        shown = "\n".join(t["output"] for t in row.record["tests"])
+        shown = "\n".join(t.output for t in row.record.tests)
         assert not any(secret in shown for secret in secrets + comments), row.entry.name
 
 
@@ -157,24 +147,24 @@ def test_the_other_submissions_of_each_run_are_unaffected(audited):
 
 def test_a_fake_score_printed_is_shown_but_not_the_score(audited):
     record = audited[0]["hostile/prints_a_fake_score.py"].record
-    assert '"score": 33.0' in record["output"] and record["score"] == 0
+    assert '"score": 33.0' in record.output and record.score == 0
 
 
 def test_every_record_says_which_protections_were_on(audited):
     rows, protections, _ = audited
     for row in rows.values():
         if row.record is not None:
-            assert row.record["sandbox"] == protections.to_dict()
+            assert row.record.sandbox == protections.to_dict()
 
 
 # --- the audit's own logic, on made-up records -------------------------------------------------------------
 
 
-def fake_record(failing: dict[str, str], tests) -> dict:
-    records = [{"name": t.name, "score": 0.0 if t.name in failing else float(t.points), "max_score": float(t.points),
-                "status": "failed" if t.name in failing else "passed", "output": failing.get(t.name, "")} for t in tests]
-    return {"score": sum(r["score"] for r in records), "max_score": sum(float(t.points) for t in tests),
-            "error": None, "notes": [], "output": "", "tests": records}
+def fake_record(failing: dict[str, str], tests) -> LabRecord:
+    records = [TestResult(t.name, 0.0 if t.name in failing else float(t.points), float(t.points),
+                          "failed" if t.name in failing else "passed", failing.get(t.name, ""), "visible") for t in tests]
+    return LabRecord("Fake", score=sum(r.score for r in records), max_score=sum(float(t.points) for t in tests),
+                     tests=records)
 
 
 def test_judge_finds_every_way_an_entry_can_get_the_wrong_result(tests_of):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from book import ROOT
+
 from autograder.extract import SubmissionError, clean_cell, load_submission
 
 
@@ -162,7 +164,7 @@ def test_other_files_are_refused(tmp_path):
 def test_the_lab_notebooks_yield_their_stubs(lab):
     from autograder import specs
 
-    path = Path(__file__).resolve().parent.parent / "labs" / f"{lab}.ipynb"
+    path = ROOT / "labs" / f"{lab}.ipynb"
     if not path.exists():
         pytest.skip(f"{path.name} is not written yet")
     submission = load_submission(path)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from autograder import cli, results
-from autograder.grade import Grader, find_students, grade_folder
+from autograder.grade import Grader, find_students, folder_layout, grade_folder
+from book import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "solutions" / "attention.py"
 BROKEN = "def split_heads(x, num_heads):\n    return x\n"
 
@@ -44,10 +44,45 @@ def test_find_students_reads_files_and_folders(classroom):
     assert [p.name for p in students["carol"]] == ["lab1_attention.py", "notes.py"]
 
 
+@pytest.fixture
+def alices_folder(tmp_path) -> Path:
+    """One student's folder as downloaded from Colab: a notebook (here a file) per lab."""
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    shutil.copy(REFERENCE, folder / "lab1_attention.py")
+    shutil.copy(ROOT / "solutions" / "pooling.py", folder / "lab2_pooling.py")
+    return folder
+
+
+FUNCTIONS = {"lab1": {"split_heads", "merge_heads", "scaled_dot_product_attention", "repeat_kv", "self_attention"},
+             "lab2": {"mean_pool", "max_pool", "embed_sentences"}}
+
+
+def test_a_students_folder_is_told_from_a_class_folder(classroom, alices_folder, tmp_path):
+    assert folder_layout(alices_folder, FUNCTIONS).kind == "student"
+    assert folder_layout(classroom, FUNCTIONS).kind == "class"  # a folder per student
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in ("ada", "ben"):
+        shutil.copy(REFERENCE, files / f"{name}.py")
+    layout = folder_layout(files, FUNCTIONS)  # two files of the same lab: two students
+    assert layout.kind == "class" and "lab1 is defined in more than one" in layout.reason
+    assert find_students(alices_folder, "student") == {"alice": sorted(alices_folder.iterdir())}
+
+
+def test_grading_a_students_folder_grades_one_student_and_says_so(grader, alices_folder, tmp_path, capsys):
+    summary = grade_folder(alices_folder, tmp_path / "results", ["lab1"], progress=False, grader=grader)
+    assert (summary.students, summary.graded, summary.layout) == (1, 1, "student")
+    alice = json.loads((tmp_path / "results" / "students" / "alice.json").read_text())
+    assert alice["labs"]["lab1"]["file"].endswith("lab1_attention.py") and alice["score"] == alice["max_score"]
+    assert cli.main(["grade", str(alices_folder), "--lab", "lab1", "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    assert "as one student's folder (its 2 files each hold a different lab); --layout class" in capsys.readouterr().out
+
+
 def test_a_class_folder_gives_json_csv_and_gradescope_files(grader, classroom, tmp_path):
     out = tmp_path / "results"
     summary = grade_folder(classroom, out, ["lab1"], jobs=2, progress=False, grader=grader)
-    assert (summary["students"], summary["graded"], summary["skipped"]) == (4, 4, 0)
+    assert (summary.students, summary.graded, summary.skipped) == (4, 4, 0)
     full = grader.max_score("lab1")
 
     alice = json.loads((out / "students" / "alice.json").read_text())
@@ -81,22 +116,22 @@ def test_an_interrupted_run_resumes_without_grading_again(grader, classroom, tmp
     grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
     # Simulate a run interrupted after alice: bob's file is gone, alice's is marked to tell a regrade apart.
     (out / "students" / "bob.json").unlink()
-    alice = json.loads((out / "students" / "alice.json").read_text())
-    alice["labs"]["lab1"]["graded_at"] = "before the interruption"
+    alice = results.read_student(out, "alice")
+    alice.labs["lab1"].graded_at = "before the interruption"
     results.write_student(out, alice)
 
     summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (1, 3)
+    assert (summary.graded, summary.skipped) == (1, 3)
     assert json.loads((out / "students" / "alice.json").read_text())["labs"]["lab1"]["graded_at"] == "before the interruption"
     assert (out / "students" / "bob.json").is_file()
 
     (classroom / "alice.py").write_text(BROKEN)  # a new version of a file is graded again
     summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (1, 3)
+    assert (summary.graded, summary.skipped) == (1, 3)
     assert json.loads((out / "students" / "alice.json").read_text())["score"] == 0
 
     summary = grade_folder(classroom, out, ["lab1"], force=True, progress=False, grader=grader)
-    assert (summary["graded"], summary["skipped"]) == (4, 0)
+    assert (summary.graded, summary.skipped) == (4, 0)
 
 
 def test_files_are_written_atomically(tmp_path):

@@ -22,8 +22,8 @@ from autograder import audit, isolation
 from autograder.extract import load_submission
 from autograder.grade import Grader
 from autograder.sandbox import Limits, process_tree
+from book import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TIGHT = Limits(call_seconds=1.5, load_seconds=2, submission_seconds=20, memory_bytes=512 << 20)
 CORRECT_MERGE = "def merge_heads(x):\n    B, H, T, Dh = x.shape\n    return x.transpose(1, 2).reshape(B, T, H * Dh)\n"
 
@@ -42,12 +42,12 @@ def write(tmp_path: Path, name: str, source: str) -> Path:
 
 def outputs(record: dict, function: str) -> list[str]:
     """The feedback of the tests of one student function."""
-    return [t["output"] for t in record["tests"] if t["name"].split(": ")[1].startswith(function)]
+    return [t.output for t in record.tests if t.name.split(": ")[1].startswith(function)]
 
 
 def passed(record: dict, function: str) -> bool:
-    tests = [t for t in record["tests"] if t["name"].split(": ")[1].startswith(function)]
-    return bool(tests) and all(t["status"] == "passed" for t in tests)
+    tests = [t for t in record.tests if t.name.split(": ")[1].startswith(function)]
+    return bool(tests) and all(t.status == "passed" for t in tests)
 
 
 def test_solutions_and_the_grader_cannot_be_imported(grader, tmp_path):
@@ -56,7 +56,7 @@ def test_solutions_and_the_grader_cannot_be_imported(grader, tmp_path):
         "def merge_heads(x):\n    from autograder.specs import lab1_attention\n    return x\n"
     ))
     record = grader.grade_lab("lab1", path, TIGHT)
-    assert record["score"] == 0
+    assert record.score == 0
     assert all("'solutions' cannot be imported while grading" in o for o in outputs(record, "split_heads"))
     assert all("'autograder' cannot be imported while grading" in o for o in outputs(record, "merge_heads"))
     assert any('File "eve.py", line 2, in split_heads' in o for o in outputs(record, "split_heads"))  # their own traceback
@@ -75,7 +75,7 @@ def test_a_top_level_statement_that_fails_or_hangs_is_skipped_with_a_note(grader
         + CORRECT_MERGE
     ))
     record = grader.grade_lab("lab1", path, TIGHT)
-    notes = "\n".join(record["notes"])
+    notes = "\n".join(record.notes)
     assert "slow.py, line 2: `import not_a_module_anyone_has` was skipped: ModuleNotFoundError" in notes
     assert "slow.py, line 3: `FOREVER = next(i for i in iter(int, 1) if i)` was skipped: it ran longer than 2 s" in notes
     assert passed(record, "merge_heads")
@@ -203,7 +203,7 @@ def test_the_grader_says_which_protections_are_off():
 def test_a_grader_without_bubblewrap_grades_with_the_process_limits_and_says_so(tmp_path, capsys):
     with Grader(["lab1"], TIGHT, isolation="none") as plain:
         record = plain.grade_lab("lab1", write(tmp_path, "merge.py", CORRECT_MERGE), TIGHT)
-    assert record["sandbox"]["isolation"] == "process" and record["sandbox"]["filesystem"] == "open"
+    assert record.sandbox["isolation"] == "process" and record.sandbox["filesystem"] == "open"
     assert passed(record, "merge_heads")
     assert "Warning: grading with process-level limits only" in capsys.readouterr().err
 

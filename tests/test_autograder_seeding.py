@@ -6,15 +6,17 @@ import json
 
 import pytest
 
-from autograder import cli, seeding, spec, specs
+from autograder import cli, seeding, spec
 from autograder.grade import Grader, gradescope_student
-from autograder.sandbox import ROOT
+from book import ROOT
 from autograder.seeding import Draw, student_seed
 from autograder.specs import lab1_attention as lab1
 from autograder.specs import lab3_tokens as lab3
+from book.labs import lab3 as truth3
+from book.labs.lab1 import Case
 
 SECRET = "a secret for the tests, long enough"
-FAULTY = ROOT / "autograder" / "catalogue" / "lab1" / "faulty_heads_without_transpose.py"
+FAULTY = ROOT / "autograder" / "catalogue" / "lab1" / "faulty_self_attention_scaled_by_model_width.py"
 
 
 def test_a_students_seed_is_stable_and_depends_on_the_secret():
@@ -45,11 +47,11 @@ def test_the_seeding_of_a_submission_says_where_it_comes_from():
 
 
 @pytest.mark.parametrize("name, template", [(t.name, t.kwargs["case"]) for t in spec.collect(lab1) if t.hidden
-                                            and "case" in t.kwargs], ids=lambda x: x if isinstance(x, str) else "")
+                                            and isinstance(t.kwargs.get("case"), Case)], ids=lambda x: x if isinstance(x, str) else "")
 def test_drawn_attention_cases_keep_their_templates_structure_and_differ_between_students(name, template):
-    drawn = [template.drawn(Draw(student_seed(f"s{i}", SECRET), name)) for i in range(40)]
+    drawn = [lab1.drawn_case(template, Draw(student_seed(f"s{i}", SECRET), name)) for i in range(40)]
     assert len({(c.seed, c.B, c.H, c.Tq, c.Tk, c.Dh) for c in drawn}) >= 35  # different students, different inputs
-    assert drawn[0] == template.drawn(Draw(student_seed("s0", SECRET), name))  # the same student, the same inputs
+    assert drawn[0] == lab1.drawn_case(template, Draw(student_seed("s0", SECRET), name))  # the same student, the same inputs
     for case in drawn:
         assert (case.side, case.causal, case.dtype, case.hidden) == (template.side, template.causal, template.dtype, True)
         for size in ("B", "H", "Tq", "Dh"):
@@ -65,11 +67,11 @@ def test_drawn_attention_cases_keep_their_templates_structure_and_differ_between
 
 def test_drawn_token_cases_keep_their_kinds_of_string():
     for name in ("smollm2", "smollm2-special", "minilm-special"):
-        cases = {lab3.drawn_case(name, Draw(student_seed(f"s{i}", SECRET), "t")) for i in range(30)}
+        cases = {lab3.drawn_case(lab3.CASES[name], Draw(student_seed(f"s{i}", SECRET), "t")) for i in range(30)}
         assert len(cases) > 3
         for case in cases:
-            expected = lab3.expectation(case)
-            template = lab3.expectation(lab3.CASES[name])
+            expected = truth3.expectation(case)
+            template = truth3.expectation(lab3.CASES[name])
             assert len(expected["new"]) == len(template["new"]) and len(expected["existing"]) == len(template["existing"])
             assert case.special == lab3.CASES[name].special and str(list(case.strings)) not in case.label()
 
@@ -91,18 +93,18 @@ def grader():
 def test_each_student_is_graded_on_their_own_hidden_inputs_and_the_seed_is_recorded(grader):
     records = {s: grader.grade_lab("lab1", ROOT / "solutions" / "attention.py", student=s) for s in ("ada", "bo")}
     for student, record in records.items():
-        assert record["score"] == record["max_score"], [t["name"] for t in record["tests"] if t["status"] != "passed"]
-        assert record["hidden_inputs"] == {"seed": str(student_seed(student, SECRET)), "source": "secret and student id"}
+        assert record.score == record.max_score, [t.name for t in record.tests if t.status != "passed"]
+        assert record.hidden_inputs == {"seed": str(student_seed(student, SECRET)), "source": "secret and student id"}
 
 
 def test_hidden_feedback_does_not_show_the_students_drawn_sentences(grader):
     record = grader.grade_lab("lab1", FAULTY, student="cy")
-    hidden = [t for t in record["tests"] if t["name"].startswith("lab1: self_attention_minilm_hidden")]
-    assert hidden and all(t["status"] == "failed" for t in hidden)
+    hidden = [t for t in record.tests if t.name.startswith("lab1: self_attention_minilm_hidden")]
+    assert hidden and all(t.status == "failed" for t in hidden)
     seed = student_seed("cy", SECRET)
     for test in hidden:
-        for sentence in lab1.drawn_sentences(Draw(seed, test["name"])):
-            assert sentence not in test["output"]
+        for sentence in lab1.drawn_sentences(Draw(seed, test.name)):
+            assert sentence not in test.output
 
 
 def test_a_regrade_with_the_recorded_seed_draws_the_same_inputs(tmp_path, capsys):

@@ -10,17 +10,19 @@ import pytest
 import torch
 
 from autograder import bench, spec, specs
-from autograder.compare import Mismatch
+from book import labs
+from book.labs.compare import Mismatch
 from autograder.grade import Grader
-from autograder.sandbox import StudentFailure
+from autograder.session import FEEDBACK, StudentFailure
+from autograder.wire import ErrorKind
+from book import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def fake_spec_module():
     """A spec module of three tests, two of them parametrized, against a student given as a plain object."""
     module = types.ModuleType("fake_spec")
-    module.LAB = spec.Lab("labX", "Fake", "labs/x.ipynb", "solutions/x.py", ("double",))
+    module.LAB = spec.Lab(labs.Lab("labX", "Fake", ("double",), ()), "labs/x.ipynb", "solutions/x.py")
 
     @spec.points(2, "double must double.")
     @spec.parametrize("x", [1, 3])
@@ -79,7 +81,7 @@ def test_run_test_turns_every_failure_into_feedback():
 def test_student_failures_carry_their_own_feedback():
     class Crashing:
         def double(self, x):
-            raise StudentFailure("timeout", "Time limit reached: `double` ran longer than 30 s.")
+            raise StudentFailure(ErrorKind.TIMEOUT, "Time limit reached: `double` ran longer than 30 s.")
 
     test = spec.collect(fake_spec_module())[0]
     result = spec.run_test(test, types.SimpleNamespace(student=Crashing()))
@@ -89,7 +91,7 @@ def test_student_failures_carry_their_own_feedback():
 def test_cached_computes_each_key_once_across_threads():
     calls = []
 
-    @spec.cached
+    @labs.cached
     def slow(x):
         calls.append(x)
         threading.Event().wait(0.05)
@@ -103,7 +105,7 @@ def test_cached_computes_each_key_once_across_threads():
     assert sorted(calls) == [0, 1] and slow(1) == 2
 
 
-@pytest.mark.parametrize("lab", list(specs.SPECS))
+@pytest.mark.parametrize("lab", specs.select("all"))
 def test_every_spec_declares_its_lab_and_gives_each_test_points_and_a_message(lab):
     module = specs.load(lab)
     tests = spec.collect(module)
@@ -112,6 +114,26 @@ def test_every_spec_declares_its_lab_and_gives_each_test_points_and_a_message(la
     assert len({t.name for t in tests}) == len(tests)
     assert any(t.hidden for t in tests) and any(not t.hidden for t in tests)
     assert callable(module.prepare)
+
+
+@pytest.mark.parametrize("lab", specs.select("all"))
+def test_every_graded_test_is_a_stated_rule_with_a_public_check_of_the_same_kind(lab):
+    """A hidden test is a rule of the lab's public module, run on drawn cases: its sentence is stated, and the public
+    checks run the same rule on its template cases."""
+    module = specs.load(lab)
+    truth = labs.load(lab)
+    graded = {}
+    for name, function in vars(module).items():
+        if name.startswith("test_") and hasattr(function, "_grading"):
+            graded[function._grading.rule] = function._grading
+    assert set(graded) == {rule.name for rule in truth.rules}, "every rule graded, every graded test a rule"
+    for rule in truth.rules:
+        assert graded[rule.name].message == rule.sentence
+        assert rule.cases and all(case is not None for case in rule.cases.values()) or list(rule.cases) == [""]
+
+
+def test_every_kind_of_failed_call_has_its_feedback():
+    assert set(FEEDBACK) == set(ErrorKind)
 
 
 def test_unknown_labs_are_refused_with_the_choices():
@@ -138,7 +160,7 @@ def faulty(tmp_path: Path, name: str, old: str, new: str) -> Path:
 
 
 def failures(record: dict) -> dict[str, str]:
-    return {t["name"]: t["output"] for t in record["tests"] if t["status"] != "passed"}
+    return {t.name: t.output for t in record.tests if t.status != "passed"}
 
 
 def test_softmax_over_the_wrong_axis_is_told_rows_must_sum_to_one_along_the_keys(grader, tmp_path):
@@ -149,7 +171,7 @@ def test_softmax_over_the_wrong_axis_is_told_rows_must_sum_to_one_along_the_keys
     assert "the attention weights: the row at [0, 0, 0] sums to" in rows and "along the keys, not 1" in rows
     assert "They sum to 1 along the queries (dim -2) instead" in rows
     assert "wrong values; the largest difference is" in wrong["lab1: sdpa_no_mask[3x5x7x13]"]
-    assert "lab1: split_heads[3-7-5-13]" not in wrong and 0 < record["score"] < record["max_score"]
+    assert "lab1: split_heads[3-7-5-13]" not in wrong and 0 < record.score < record.max_score
 
 
 def test_masking_with_minus_infinity_is_told_where_the_nan_is(grader, tmp_path):
@@ -181,7 +203,7 @@ def test_every_classic_mistake_of_the_benchmark_loses_points(grader, tmp_path, m
     path = tmp_path / f"{mutant.name}.py"
     path.write_text(source)
     record = grader.grade_lab("lab1", path)
-    assert record["score"] < record["max_score"]
+    assert record.score < record.max_score
 
 
 def test_a_spec_also_runs_under_pytest_against_the_reference():

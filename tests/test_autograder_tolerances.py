@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autograder import tolerances
-from autograder.compare import TOLERANCES
+from book.labs.compare import TOLERANCES
 
 
 @pytest.fixture(scope="module")

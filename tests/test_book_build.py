@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from book import build, notebooks
+
+from book import ROOT, build, notebooks
 from tests.conftest import toc_pages
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.book_build
 
 

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book import build, models, notebooks
-
-ROOT = Path(__file__).resolve().parent.parent
+from book import ROOT, build, models, notebooks
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +68,31 @@ def test_out_of_sync_notebook_is_detected(tmp_path):
 
 @pytest.fixture
 def fake_root(tmp_path):
-    """A minimal checkout: book/ and solutions/ code whose changes must re-execute the pages."""
-    for name in build.FINGERPRINT_SOURCES:
+    """A minimal checkout: a runtime package (book/) and an instructors' one (solutions/, installed from
+    instructor/pyproject.toml), whose changes must re-execute the pages; tests/ is installed by neither."""
+    (tmp_path / "pyproject.toml").write_text('[tool.setuptools.packages.find]\ninclude = ["book*"]\n')
+    (tmp_path / "instructor").mkdir()
+    (tmp_path / "instructor" / "pyproject.toml").write_text(
+        '[tool.setuptools]\npackage-dir = { "" = ".." }\npackages = ["solutions"]\n')
+    for name in ("book", "solutions", "tests"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "code.py").write_text("VALUE = 1\n")
+        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / name / "code.py").write_text("import numpy\nVALUE = 1\n")
     return tmp_path
+
+
+def test_the_fingerprint_covers_every_installed_package_and_what_they_import(fake_root):
+    assert build.first_party_packages(fake_root) == ["book", "solutions"]
+    assert "numpy" in build.library_versions(fake_root)
+    # the real checkout: the grader the instructors' page runs, and the libraries the pages import
+    assert {"book", "autograder", "solutions"} <= set(build.first_party_packages(ROOT))
+    assert {"torch", "transformers", "myst-nb"} <= set(build.library_versions(ROOT))
+
+
+def test_a_change_to_an_uninstalled_folder_keeps_the_cache(fake_root):
+    before = build.fingerprint(fake_root)
+    (fake_root / "tests" / "code.py").write_text("VALUE = 2\n")
+    assert build.fingerprint(fake_root) == before
 
 
 def _cached_build(build_dir: Path) -> None:
@@ -99,7 +117,7 @@ def _change_profile(root, monkeypatch):
 
 def _change_library(root, monkeypatch):
     real = build.metadata.version
-    monkeypatch.setattr(build.metadata, "version", lambda name: "99.0" if name == "transformers" else real(name))
+    monkeypatch.setattr(build.metadata, "version", lambda name: "99.0" if name == "numpy" else real(name))
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,8 @@ import pytest
 import torch
 import yaml
 
-from book import corpus, labcheck, models, notebooks
+from book import ROOT, corpus, labcheck, labs, models, notebooks
 
-ROOT = Path(__file__).resolve().parent.parent
 # lab page -> (labcheck's lab, the module of its reference solutions, the chapter it builds on)
 LABS = {
     "lab1_attention": ("lab1", "solutions.attention", "attention"),
@@ -154,7 +153,7 @@ def lab_namespace(lab) -> dict:
 def test_every_contract_function_is_a_stub_in_step_with_its_solution(lab):
     key, module_name, _ = LABS[lab]
     namespace, solutions = lab_namespace(lab), import_module(module_name)
-    for name in labcheck.LAB_FUNCTIONS[key]:
+    for name in labs.load(key).functions:
         stub, solution = namespace.get(name), getattr(solutions, name)
         assert callable(stub), f"{lab} has no stub for {name}"
         stub_parameters = inspect.signature(stub).parameters.values()
@@ -184,16 +183,34 @@ def test_the_page_has_the_colab_badge_install_cell_and_chapter_link(lab):
     assert f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})" in text
     first_code = next(cell for cell in read_lab(lab).cells if cell.cell_type == "code")
     assert 'if "google.colab" in sys.modules:' in first_code.source and "%pip install" in first_code.source
-    assert f"git+https://github.com/{repository}" in first_code.source
-    assert f"{{doc}}`../chapters/{LABS[lab][2]}`" in text
+    assert f'"llm-internals @ git+https://github.com/{repository}"' in first_code.source  # the runtime alone
 
 
-def test_labcheck_never_imports_the_solutions():
-    """The public checks ship to Colab; they must compare with independent truths, not with solutions/."""
-    tree = ast.parse(Path(labcheck.__file__).read_text())
+def test_links_to_chapters_work_in_the_book_and_in_colab(lab):
+    """The page links to its chapter relatively (Jupyter Book resolves it); the notebook Colab opens, to the published
+    page. No {doc} role: Colab shows it as raw text."""
+    text = (ROOT / "labs" / f"{lab}.md").read_text()
+    assert f"](../chapters/{LABS[lab][2]}.md)" in text and "{doc}" not in text
+    notebook = nbformat.read(ROOT / "labs" / f"{lab}.ipynb", as_version=4)
+    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    assert f"]({notebooks.published_url()}chapters/{LABS[lab][2]}.html)" in markdown
+    assert ".md)" not in markdown
+
+
+PUBLIC_MODULES = [Path(labcheck.__file__)] + sorted(Path(labs.__file__).parent.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", PUBLIC_MODULES, ids=lambda p: p.name)
+def test_the_public_checks_and_truths_hold_no_answer(path):
+    """What ships to students never imports the solutions or the grader, and defines none of the functions the labs
+    ask for: its truths are torch's own kernels, the models' own modules and saved library outputs."""
+    tree = ast.parse(path.read_text())
     imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert not [name for name in imported if name.split(".")[0] == "solutions"]
+    assert not [name for name in imported if name.split(".")[0] in ("solutions", "autograder")]
+    asked = {name for lab in labs.names() for name in labs.load(lab).functions}
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert not asked & defined
 
 
 def test_labcheck_reports_a_students_errors_without_raising(capsys):
@@ -206,8 +223,24 @@ def test_labcheck_reports_a_students_errors_without_raising(capsys):
     report = labcheck.check_lab1({"split_heads": split_heads, "merge_heads": merge_heads, "repeat_kv": 3},
                                  only=["split_heads", "merge_heads", "repeat_kv"])
     lines = capsys.readouterr().out.splitlines()
-    assert (report.passed, report.total) == (0, 3)
-    assert lines[0].startswith("FAIL split_heads: split_heads(x (3, 7, 65), num_heads=5) differs from the truth: largest difference")
-    assert lines[1] == "FAIL merge_heads: ValueError: oops"
-    assert lines[2] == "FAIL repeat_kv: repeat_kv is not defined: run the cell that defines it first."
-    assert lines[3] == "0 of 3 public checks passed; hidden tests run at grading"
+    assert (report.passed, report.total) == (0, 5)  # the rules of these functions: heads_round_trip, repeat_kv_hidden too
+    assert lines[0].startswith("FAIL split_heads: split_heads must turn (B, T, D) into (B, H, T, Dh)")
+    assert "split_heads(x (3, 7, 65), num_heads=5): wrong values; the largest difference" in lines[0]
+    assert "Likely cause: a reshape to (B, H, T, Dh) alone" in lines[0]
+    assert lines[1] == "FAIL merge_heads: merge_heads must turn (B, H, T, Dh) back into (B, T, D), the heads side by side. ValueError: oops"
+    assert lines[3] == "FAIL repeat_kv: repeat_kv is not defined: run the cell that defines it first."
+    assert lines[-1] == "0 of 5 public checks passed; hidden tests run at grading"
+
+
+def test_a_function_is_checked_with_the_labs_references_for_the_functions_it_calls():
+    """A bug in split_heads fails split_heads' checks, not self_attention's: in the notebook's namespace (the globals
+    self_attention looks split_heads up in), the checks of self_attention put the lab's references for its callees."""
+    from solutions import attention
+
+    namespace: dict = {}
+    exec(compile(Path(attention.__file__).read_text(), "notebook", "exec"), namespace)  # functions defined in a notebook
+    buggy = "def split_heads(x, num_heads):\n    return x.reshape(x.shape[0], num_heads, x.shape[1], -1)\n"
+    exec(buggy, namespace)  # no transpose: mixes tokens into heads
+    report = labcheck.run_checks("lab1", namespace, quiet=True)
+    assert set(report.failed) == {"split_heads", "heads_round_trip"}
+    assert namespace["split_heads"].__code__.co_filename == "<string>"  # the student's function is put back

@@ -11,7 +11,6 @@ import http.server
 import shutil
 import threading
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest

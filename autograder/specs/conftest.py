@@ -24,6 +24,8 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     marks = getattr(metafunc.function, "_grading", None)
+    for name, value in (marks.fixed.items() if marks else []):
+        metafunc.parametrize(name, [value], ids=[name])
     for argnames, values, ids in (marks.params if marks else []):
         names = argnames[0] if len(argnames) == 1 else argnames  # one name: its values are not tuples
         metafunc.parametrize(names, values, ids=ids or [_id(v) for v in values])
@@ -41,7 +43,7 @@ def draw(request):
 def student(request):
     from autograder.extract import load_submission
     from autograder.grade import Grader
-    from autograder.sandbox import ROOT
+    from book import ROOT
 
     lab = request.module.LAB
     path = Path(request.config.getoption("--submission") or ROOT / lab.reference)

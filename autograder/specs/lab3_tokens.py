@@ -1,69 +1,20 @@
-"""Lab 3, tokens: the graded tests of add_tokens, on MiniLM (WordPiece, untied) and SmolLM2 (byte-level BPE, tied head).
+"""Lab 3, tokens: the points of each rule of :mod:`book.labs.lab3`, and how its hidden cases are drawn.
 
-``add_tokens`` changes the tokenizer and the model it is given, so each call runs in a fresh
-worker child with pristine copies of both (forked from the zygote, which loaded them once).
-After the call the worker reports what the grader asks to see: how each string encodes and
-decodes now, the tokenizer's length, the embedding matrices' shapes, their new rows and a
-seeded sample of the old ones, and whether the output head is still tied. The truth is
-computed here from the tokenizer and embeddings as they were before the call (the definition
-of the task: a new row is the mean of the rows of the pieces the string used to be split
-into); :mod:`solutions.tokens` must agree with it (the self-test checks that it scores full marks).
+A hidden case keeps its template's model, special or not, and kinds of string (a mixed-case
+word, an angle-bracket tag, a word that is a token already, a repeated string, a non-ASCII
+word...); the strings themselves are drawn for each student from the pools below.
 """
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import dataclass
+from autograder.spec import Lab, hidden, visible
+from book.labs import lab3
+from book.labs.lab3 import CASES, AddCase, pristine
 
-import torch
-
-from autograder.compare import Cause, Mismatch, check_close
-from autograder.spec import Lab, cached, course_vocabulary_model, parametrize, points
-from autograder.wire import Ref
-
-LAB = Lab(
-    name="lab3",
-    title="Tokens",
-    notebook="labs/lab3_tokens.ipynb",
-    reference="solutions/tokens.py",
-    functions=("add_tokens",),
-    # add_tokens touches only the tokenizer, the embeddings and a tied head: the layers stay unloaded (memory).
-    preload=("encoder:vocabulary", "decoder:vocabulary"),
-)
-MODELS = {"encoder": "MiniLM", "decoder": "SmolLM2"}
-
-
-@dataclass(frozen=True)
-class AddCase:
-    role: str  # "encoder" (MiniLM) or "decoder" (SmolLM2)
-    strings: tuple[str, ...]
-    special: bool = False
-    sentences: tuple[str, ...] = ()  # also encoded and decoded afterwards
-    hidden: bool = False  # drawn for one student: the label does not list the strings
-
-    def label(self) -> str:
-        strings = f"{len(self.strings)} hidden strings" if self.hidden else str(list(self.strings))
-        return f"add_tokens({MODELS[self.role]} tokenizer, model, {strings}{', special=True' if self.special else ''})"
-
-
-CASES = {
-    # "GPUs" is mixed case: MiniLM lowercases its input, and the added token must still match. "hello" and
-    # "attention" are tokens already; "GPUs" comes twice. One call per case serves all its tests.
-    "minilm": AddCase("encoder", ("GPUs", "hello", "detokenizer", "GPUs", "MiniLM", "attention")),
-    "smollm2": AddCase("decoder", ("GPUs", "<think>", "hello", "quantization", "<think>", "Gödel"),
-                       sentences=("We <think> about GPUs.",)),
-    "smollm2-special": AddCase("decoder", ("<|lab_start|>", "<|lab_end|>"), special=True,
-                               sentences=("one <|lab_start|>two<|lab_end|> three",)),
-    "minilm-special": AddCase("encoder", ("[ENT]", "[/ENT]"), special=True, sentences=("the [ENT] paris [/ENT] city",)),
-}
-
-
-@cached
-def pristine(role: str):
-    """The tokenizer and the input embedding matrix (V, D) of ``role`` as loaded, never changed."""
-    tokenizer, model = course_vocabulary_model(role)
-    # No copy: nothing in the grader writes to it, and only the rows the truths read are paged in.
-    return tokenizer, model.get_input_embeddings().weight.detach()  # (V, D)
+LAB = Lab(lab3.LAB, notebook="labs/lab3_tokens.ipynb", reference="solutions/tokens.py",
+          # add_tokens touches only the tokenizer, the embeddings and a tied head: the layers stay unloaded (memory).
+          preload=("encoder:vocabulary", "decoder:vocabulary"))
+rule = lab3.LAB.rule
 
 
 # What hidden cases are drawn from: each template's kinds of string, a pool for each kind.
@@ -82,23 +33,24 @@ POOLS = {
 
 def _fresh(tokenizer, draw, pool: str, taken: set[str]) -> str:
     """A string of ``pool`` that the tokenizer splits into several pieces (a new token), not taken yet."""
-    options = [s for s in POOLS[pool] if s not in taken and len(tokenizer.encode(s, add_special_tokens=False)) > 1]
+    options = [s for s in POOLS[pool] if s not in taken and not lab3.is_token(tokenizer, s)]
     return draw.choice(options)
 
 
 def _existing(tokenizer, draw) -> str:
     """A common word that is one token already (it must not be added)."""
-    return draw.choice([s for s in POOLS["common"] if len(tokenizer.encode(s, add_special_tokens=False)) == 1])
+    return draw.choice([s for s in POOLS["common"] if lab3.is_token(tokenizer, s)])
 
 
-def drawn_case(name: str, draw) -> AddCase:
-    """A hidden case with the structure of template ``name`` for one student (shared by the hidden tests of ``name``).
+def drawn_case(template: AddCase, draw) -> AddCase:
+    """A hidden case with the structure of ``template`` for one student (shared by the hidden tests of that template).
 
     Kept: the model, special or not, and the kinds of string (a mixed-case word, an angle-bracket tag, a word
     that is a token already, a repeated string, a non-ASCII word...); drawn: the strings themselves.
     """
+    name = next(name for name, case in CASES.items() if case == template)
     draw = draw.named(f"lab3/{name}")
-    case = CASES[name]
+    case = template
     tokenizer, _ = pristine(case.role)
     taken: set[str] = set()
 
@@ -126,206 +78,20 @@ def drawn_case(name: str, draw) -> AddCase:
     return AddCase(case.role, strings, case.special, sentences, hidden=True)
 
 
-@cached
-def expectation(case: AddCase) -> dict:
-    """What add_tokens must do for ``case``, from the tokenizer and embeddings before the call."""
-    tokenizer, weight = pristine(case.role)
-    old = len(tokenizer)
-    pieces = {s: tokenizer.encode(s, add_special_tokens=False) for s in case.strings}
-    existing = {s: p[0] for s, p in pieces.items() if len(p) == 1}  # already one token: not added
-    new = [s for s in dict.fromkeys(case.strings) if s not in existing]
-    means = {s: weight[torch.tensor(pieces[s])].double().mean(dim=0) for s in new}  # (D,) each
-    average = weight.mean(dim=0).double()  # (D,): the mean of every row (no float64 copy of the whole matrix)
-    causes = {s: [Cause("the row is all zeros: set it to the mean of the rows of the pieces the string was split into.",
-                        torch.zeros_like(means[s])),
-                  Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "
-                        "default), not the mean of the rows of this string's own pieces.", average),
-                  Cause(f"the row is the row of its first piece ({pieces[s][0]}): average the rows of all its pieces "
-                        f"{pieces[s]}.", weight[pieces[s][0]].double()),
-                  Cause("the row is the sum of its pieces' rows: divide by their number (take the mean).",
-                        weight[torch.tensor(pieces[s])].double().sum(dim=0))] for s in new}
-    generator = torch.Generator().manual_seed(zlib.crc32(repr(case.strings).encode()))
-    sample = sorted({0, old - 1, *torch.randint(0, old, (32,), generator=generator).tolist(),
-                     *[i for s in new for i in pieces[s]]})
-    return {"old": old, "width": weight.shape[1], "pieces": pieces, "existing": existing, "new": new, "means": means,
-            "causes": causes, "sample": sample, "old_rows": weight[torch.tensor(sample)]}
 
-
-def add(student, case: AddCase):
-    """Run the student's add_tokens on ``case`` in a fresh child; every test of the case shares this one call."""
-    expected = expectation(case)
-    observe = [
-        {"name": "tokenizer", "what": "tokenizer", "arg": 0, "texts": list(case.strings) + list(case.sentences)},
-        {"name": "embeddings", "what": "embeddings", "arg": 1, "rows": expected["sample"], "from_row": expected["old"]},
-    ]
-    kwargs = {"special": True} if case.special else {}
-    reply = student.call("add_tokens", Ref(f"{case.role}_tokenizer"), Ref(f"{case.role}_model"), list(case.strings),
-                         fresh=True, observe=observe, **kwargs)
-    ids = reply.result
-    if not (isinstance(ids, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
-        raise Mismatch(f"{case.label()} should return a list of int ids, but it returned {type(ids).__name__} "
-                       f"{str(ids)[:80]}.")
-    if len(ids) != len(case.strings):
-        raise Mismatch(f"{case.label()} returned {len(ids)} ids for {len(case.strings)} strings: return one id per "
-                       "requested string, in order (repeats and existing tokens included).")
-    return case, expected, list(ids), reply.observed
-
-
-def rows_by_id(observed: dict, side: str = "input") -> dict[int, torch.Tensor]:
-    found = observed["embeddings"].get(side)
-    if found is None:
-        return {}
-    return dict(zip(found["row_ids"], found["rows"]))
-
-
-@points(1, "add_tokens must return one int id per requested string, in order, a new id for each new string.")
-@parametrize("name", ["minilm", "smollm2"])
-def test_ids(student, name):
-    case, expected, ids, _ = add(student, CASES[name])
-    fresh = {s: token_id for s, token_id in zip(case.strings, ids) if s in expected["new"]}
-    if len(set(fresh.values())) != len(fresh) or any(i < expected["old"] for i in fresh.values()):
-        raise Mismatch(f"{case.label()}: the new strings {expected['new']} got ids {list(fresh.values())}; each new token "
-                       f"needs its own id, from {expected['old']} (the old vocabulary size) up.")
-
-
-@points(1, "A string that is already a token, or repeated, must not be added again: it keeps its one id.")
-@parametrize("name", ["minilm"])
-def test_existing_and_repeated_strings(student, name):
-    check_existing_and_repeated(student, CASES[name])
-
-
-@points(1, "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.", hidden=True)
-@parametrize("name", ["smollm2"])
-def test_existing_and_repeated_strings_smollm2(student, name, draw):
-    check_existing_and_repeated(student, drawn_case(name, draw))
-
-
-def check_existing_and_repeated(student, case: AddCase) -> None:
-    case, expected, ids, observed = add(student, case)
-    first = {}
-    for s, token_id in zip(case.strings, ids):
-        if s in expected["existing"] and token_id != expected["existing"][s]:
-            raise Mismatch(f"{case.label()}: {s!r} is already token {expected['existing'][s]}, but {token_id} was returned; "
-                           "do not add a string that already encodes to one id.")
-        if s in first and first[s] != token_id:
-            raise Mismatch(f"{case.label()}: {s!r} appears twice and got two ids, {first[s]} and {token_id}: add it once.")
-        first.setdefault(s, token_id)
-    size, grown = observed["tokenizer"]["len"], expected["old"] + len(expected["new"])
-    if size != grown:
-        raise Mismatch(f"{case.label()}: the tokenizer has {size} tokens, expected {grown} ({expected['old']} + "
-                       f"{len(expected['new'])} new strings); add only strings that are not one token yet, each once.")
-
-
-@points(1, "After add_tokens, tokenizer.encode(s, add_special_tokens=False) must be [id] for every string.")
-@parametrize("name", ["minilm", "smollm2"])
-def test_encodes_to_one_id(student, name):
-    case, _, ids, observed = add(student, CASES[name])
-    for s, token_id, encoded in zip(case.strings, ids, observed["tokenizer"]["encode"]):
-        if encoded != [token_id]:
-            raise Mismatch(f"{case.label()}: afterwards {s!r} encodes to {encoded}, expected [{token_id}]. Add it with "
-                           "tokenizer.add_tokens (an uncased tokenizer needs a normalized token).")
-
-
-@points(1, "The input embeddings must grow to len(tokenizer) rows, every old row unchanged.")
-@parametrize("name", ["minilm", "smollm2"])
-def test_embeddings_resized(student, name):
-    case, expected, _, observed = add(student, CASES[name])
-    size, shape = observed["tokenizer"]["len"], observed["embeddings"]["input"]["shape"]
-    if shape != [size, expected["width"]]:
-        raise Mismatch(f"{case.label()}: the input embeddings have shape {tuple(shape)}, expected ({size}, "
-                       f"{expected['width']}) for a tokenizer of {size} tokens: resize them to len(tokenizer) with "
-                       "model.resize_token_embeddings.")
-    rows = rows_by_id(observed)
-    old_rows = torch.stack([rows[i] for i in expected["sample"]])  # (sample, D)
-    changed = (old_rows != expected["old_rows"]).any(dim=-1)
-    if changed.any():
-        first = expected["sample"][int(changed.nonzero()[0])]
-        raise Mismatch(f"{case.label()}: the existing embedding row {first} changed ({int(changed.sum())} of "
-                       f"{len(expected['sample'])} sampled old rows did): only the new rows may be written.")
-
-
-@points(2, "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.")
-@parametrize("name", ["minilm", "smollm2"])
-def test_new_rows_are_mean_of_pieces(student, name):
-    check_new_rows(student, CASES[name])
-
-
-@points(1, "Special tokens get mean-of-pieces embedding rows too.", hidden=True)
-@parametrize("name", ["smollm2-special"])
-def test_special_rows_are_mean_of_pieces(student, name, draw):
-    check_new_rows(student, drawn_case(name, draw))
-
-
-def check_new_rows(student, case: AddCase) -> None:
-    case, expected, ids, observed = add(student, case)
-    rows = rows_by_id(observed)
-    for s, token_id in zip(case.strings, ids):
-        if s not in expected["new"]:
-            continue
-        if token_id not in rows:
-            raise Mismatch(f"{case.label()}: there is no embedding row {token_id} for {s!r}: resize the embeddings to "
-                           "len(tokenizer).")
-        try:
-            check_close(rows[token_id], expected["means"][s],
-                        f"{case.label()}: the row of {s!r} (the mean of the rows of its pieces {expected['pieces'][s]})",
-                        dtype=rows[token_id].dtype, dims="(D,)", causes=expected["causes"][s])
-        except Mismatch as mismatch:
-            if "Likely cause" in str(mismatch):
-                raise
-            raise Mismatch(f"{mismatch} Likely cause: the row is none of the usual mistakes (zeros, the matrix's mean, "
-                           "one piece's row) and looks random, as resize_token_embeddings leaves new rows: after resizing, "
-                           "set it from the pieces the string was split into before it was added.") from None
-
-
-@points(1, "SmolLM2's output head must stay tied to the input embeddings, with the same new rows.")
-@parametrize("name", ["smollm2"])
-def test_tied_head(student, name):
-    case, expected, ids, observed = add(student, CASES[name])
-    embeddings = observed["embeddings"]
-    if "output" not in embeddings or not embeddings.get("tied"):
-        raise Mismatch(f"{case.label()}: SmolLM2's output head is no longer the same tensor as its input embeddings: resize "
-                       "with model.resize_token_embeddings, which ties them again, instead of replacing one of them.")
-    if embeddings["output"]["shape"] != embeddings["input"]["shape"]:
-        raise Mismatch(f"{case.label()}: the output head has shape {tuple(embeddings['output']['shape'])}, the input "
-                       f"embeddings {tuple(embeddings['input']['shape'])}: both must have len(tokenizer) rows.")
-
-
-def check_special(student, case: AddCase) -> None:
-    case, _, ids, observed = add(student, case)
-    tokenizer = observed["tokenizer"]
-    for s, token_id, encoded in zip(case.strings, ids, tokenizer["encode"]):
-        if encoded != [token_id]:
-            raise Mismatch(f"{case.label()}: afterwards {s!r} encodes to {encoded}, expected [{token_id}].")
-    for text, decoded in zip(case.strings + case.sentences, tokenizer["decode_skipping_special"]):
-        if any(s.lower() in decoded.lower() for s in case.strings):  # an uncased tokenizer decodes "[ENT]" as "[ent]"
-            raise Mismatch(f"{case.label()}: with special=True the tokens must be special, but decode(encode({text!r}), "
-                           f"skip_special_tokens=True) still shows them: {decoded!r}. Add them as special tokens.")
-
-
-@points(2, "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).")
-@parametrize("name", ["smollm2-special"])
-def test_special_tokens(student, name):
-    check_special(student, CASES[name])
-
-
-@points(1, "special=True must work for MiniLM's tokenizer too.", hidden=True)
-@parametrize("name", ["minilm-special"])
-def test_special_tokens_minilm(student, name, draw):
-    check_special(student, drawn_case(name, draw))
-
-
-@points(1, "Without special=True the new tokens are ordinary text: decoding keeps them.", hidden=True)
-@parametrize("name", ["smollm2"])
-def test_ordinary_tokens_are_kept_by_decode(student, name, draw):
-    case, expected, _, observed = add(student, drawn_case(name, draw))
-    for text, decoded in zip(case.strings, observed["tokenizer"]["decode_skipping_special"]):
-        # Only ASCII strings: a byte-level tokenizer decodes an added non-ASCII token byte by byte ("Gödel" -> "G�del").
-        if text in expected["new"] and text.isascii() and decoded.strip() != text:
-            raise Mismatch(f"{case.label()}: {text!r} decodes to {decoded!r} with skip_special_tokens=True: without "
-                           "special=True, add ordinary tokens.")
+test_ids = visible(rule("ids"), points=1)
+test_existing_and_repeated_strings = visible(rule("existing_and_repeated_strings"), points=1)
+test_existing_and_repeated_strings_smollm2 = hidden(rule("existing_and_repeated_strings_smollm2"), points=1, draw=drawn_case)
+test_encodes_to_one_id = visible(rule("encodes_to_one_id"), points=1)
+test_embeddings_resized = visible(rule("embeddings_resized"), points=1)
+test_new_rows_are_mean_of_pieces = visible(rule("new_rows_are_mean_of_pieces"), points=2)
+test_special_rows_are_mean_of_pieces = hidden(rule("special_rows_are_mean_of_pieces"), points=1, draw=drawn_case)
+test_tied_head = visible(rule("tied_head"), points=1)
+test_special_tokens = visible(rule("special_tokens"), points=2)
+test_special_tokens_minilm = hidden(rule("special_tokens_minilm"), points=1, draw=drawn_case)
+test_ordinary_tokens_are_kept_by_decode = hidden(rule("ordinary_tokens_are_kept_by_decode"), points=1, draw=drawn_case)
 
 
 def prepare(tests) -> None:
-    """Compute the visible cases' expected values once, before grading starts (hidden ones depend on the student)."""
-    for case in CASES.values():
-        expectation(case)
+    """Compute the visible cases' truths once, before grading starts (hidden ones depend on the student)."""
+    lab3.visible_truths()

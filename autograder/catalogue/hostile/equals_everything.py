@@ -3,7 +3,7 @@
 Only plain data crosses to the grader: this arrives as "an object", and fails.
 
 lab: lab1
-fails: merge_heads heads_round_trip self_attention_*
+fails: merge_heads heads_round_trip
 says: expected a torch.Tensor, got a submission.Anything object
 """
 

@@ -1,7 +1,7 @@
 """A memory bomb in merge_heads: a list that grows by a megabyte at a time, without end.
 
 lab: lab1
-fails: merge_heads heads_round_trip self_attention_*
+fails: merge_heads heads_round_trip
 says: Memory limit reached: `merge_heads` tried to allocate more than
 """
 

@@ -3,7 +3,7 @@
 The submission's process has its own sys.modules; the grader never reads it.
 
 lab: lab1
-fails: merge_heads heads_round_trip self_attention_*
+fails: merge_heads heads_round_trip
 says: wrong values
 """
 

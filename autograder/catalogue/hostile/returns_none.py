@@ -1,7 +1,7 @@
 """split_heads computes its result but forgets to return it.
 
 lab: lab1
-fails: split_heads heads_round_trip self_attention_*
+fails: split_heads heads_round_trip
 says: does the function end with `return`?
 """
 

@@ -4,7 +4,7 @@ x.view(B, H, T, Dh) is a valid shape but cuts the sequence of features into H pi
 "head" holds parts of several tokens. merge_heads undoes exactly that, so the round trip still
 gives x back.
 
-fails: split_heads merge_heads self_attention_*
+fails: split_heads merge_heads
 says: a reshape to (B, H, T, Dh) alone
 """
 

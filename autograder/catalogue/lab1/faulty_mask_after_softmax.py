@@ -3,7 +3,7 @@
 Without a mask nothing shows; with padding or is_causal the rows sum to less than 1.
 
 fails: sdpa_weights_rows_sum_to_one[padding] sdpa_padding_mask sdpa_left_padding sdpa_causal
-    sdpa_causal_with_padding sdpa_dtype self_attention_*
+    sdpa_causal_with_padding sdpa_dtype
 says: the mask is applied after the softmax
 """
 

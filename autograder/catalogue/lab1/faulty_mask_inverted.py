@@ -3,7 +3,7 @@
 attention_mask is 1 for a real token; this submission treats 1 as "masked".
 
 fails: sdpa_weights_rows_sum_to_one[padding] sdpa_padding_mask sdpa_left_padding sdpa_causal_with_padding
-    sdpa_dtype[bfloat16] self_attention_*
+    sdpa_dtype[bfloat16]
 says: the padding mask is inverted
 """
 

@@ -4,7 +4,7 @@ attention_mask[:, None, :, None] hides the padded queries' rows, not the padding
 fewer queries than keys it does not even broadcast.
 
 fails: sdpa_weights_rows_sum_to_one[padding] sdpa_padding_mask sdpa_left_padding sdpa_fully_masked_rows_are_finite
-    sdpa_causal_with_padding sdpa_dtype[bfloat16] self_attention_*
+    sdpa_causal_with_padding sdpa_dtype[bfloat16]
 says: applied to the queries
 """
 

@@ -3,7 +3,7 @@
 The rows then sum to 1/√Dh; only a head width of 1 hides it.
 
 fails: sdpa_weights_rows_sum_to_one sdpa_no_mask sdpa_sizes[one-query] sdpa_sizes[more-queries-than-keys]
-    sdpa_padding_mask sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype self_attention_*
+    sdpa_padding_mask sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype
 says: divide the scores by √Dh before the softmax
 """
 

@@ -4,7 +4,7 @@ The scores grow with the head width, so the softmax is far too peaked. Only a he
 hides it.
 
 fails: sdpa_no_mask sdpa_sizes[one-query] sdpa_sizes[more-queries-than-keys] sdpa_padding_mask
-    sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype self_attention_*
+    sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype
 says: the scores are not scaled
 """
 

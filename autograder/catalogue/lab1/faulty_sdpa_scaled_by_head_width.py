@@ -1,7 +1,7 @@
 """Attention scores divided by the head width Dh instead of its square root.
 
 fails: sdpa_no_mask sdpa_sizes[one-query] sdpa_sizes[more-queries-than-keys] sdpa_padding_mask
-    sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype self_attention_*
+    sdpa_left_padding sdpa_causal sdpa_causal_with_padding sdpa_dtype
 says: divided by Dh instead of √Dh
 """
 

@@ -3,7 +3,7 @@
 Each key's column sums to 1 instead of each query's row.
 
 fails: sdpa_weights_rows_sum_to_one sdpa_no_mask sdpa_sizes sdpa_padding_mask sdpa_left_padding
-    sdpa_causal sdpa_causal_with_padding sdpa_dtype self_attention_*
+    sdpa_causal sdpa_causal_with_padding sdpa_dtype
 says: They sum to 1 along the queries (dim -2) instead
 says: the softmax is taken over the queries
 """

@@ -3,7 +3,7 @@
 The embeddings survive it (a positive factor per row disappears in the normalisation); the
 pooled states do not.
 
-fails: mean_pool mean_pool_all_padding mean_pool_dtype mean_pool_hidden[left-padding]
+fails: mean_pool mean_pool_nonfinite_padding mean_pool_all_padding mean_pool_dtype mean_pool_hidden[left-padding]
 says: divided by the sequence length T
 """
 

@@ -1,9 +1,10 @@
 """mean_pool averages every position, padding included.
 
-fails: mean_pool mean_pool_all_padding mean_pool_dtype mean_pool_hidden[left-padding]
-    embed_sentences embed_sentences_corpus
+Its embed_sentences calls it, but is checked with the lab's reference mean_pool (a check of one
+function never depends on another function of the student's), so only mean_pool loses points.
+
+fails: mean_pool mean_pool_nonfinite_padding mean_pool_all_padding mean_pool_dtype mean_pool_hidden[left-padding]
 says: the padding is averaged in
-says: the padding tokens of each batch are averaged in
 """
 
 import torch

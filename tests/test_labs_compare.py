@@ -1,12 +1,12 @@
-"""autograder.compare: each kind of wrong result gets a message that says what and where."""
+"""book.labs.compare: each kind of wrong result gets a message that says what and where."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from autograder import compare
-from autograder.compare import Mismatch
+from book.labs import compare
+from book.labs.compare import Mismatch
 from autograder.wire import Opaque
 
 
@@ -61,3 +61,20 @@ def test_pairs_and_zeros():
     padding = torch.tensor([False, False, True])
     with pytest.raises(Mismatch, match=r"expected 0 where the key is padding, got 0.5 at index \[1, 2\]"):
         compare.check_zero_where(weights, padding, "the weights", "the key is padding")
+
+
+def test_a_float32_result_computed_on_a_gpu_gets_the_explicit_slack():
+    cpu = compare.tolerance(torch.float32, "cpu")
+    assert compare.tolerance(torch.float32, "cuda") == cpu.widened(compare.GPU_SLACK[torch.float32])
+    assert compare.tolerance(torch.bfloat16, "cuda") == compare.TOLERANCES[torch.bfloat16]  # no slack but float32's
+
+
+def test_a_low_precision_result_off_by_more_than_rounding_is_blamed_on_low_precision_arithmetic():
+    truth = torch.linspace(-1, 1, 11, dtype=torch.float64)
+    off = (truth + 0.15).to(torch.bfloat16)  # beyond bfloat16's tolerance, well inside the band
+    with pytest.raises(compare.Mismatch, match="arithmetic computed in bfloat16"):
+        compare.check_close(off, truth, "the output", dtype=torch.bfloat16)
+    far = (truth + 5).to(torch.bfloat16)
+    with pytest.raises(compare.Mismatch) as caught:
+        compare.check_close(far, truth, "the output", dtype=torch.bfloat16)
+    assert "Likely cause" not in str(caught.value)
