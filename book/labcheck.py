@@ -199,9 +199,14 @@ def _same_device(result, device, function: str) -> None:
     import torch
 
     for value in result if isinstance(result, (tuple, list)) else [result]:
-        if isinstance(value, torch.Tensor) and value.device != torch.device(device):
+        if isinstance(value, torch.Tensor) and not _on(value.device, torch.device(device)):
             raise Mismatch(f"{function} returned a tensor on {value.device}, but its inputs were on {device}: create new "
                            "tensors with device=x.device.")
+
+
+def _on(where: "torch.device", device: "torch.device") -> bool:
+    """Whether a tensor on ``where`` lies on ``device``: ``cuda`` means the current GPU, ``cuda:0`` one GPU."""
+    return where.type == device.type and (device.index is None or where.index == device.index)
 
 
 # --------------------------------------------------------------------------------------------

@@ -160,6 +160,9 @@ def attention(quick: bool) -> dict:
     return results
 
 
+PAD_TOKEN = "<|im_end|>"  # what transformers 5.25 gives SmolLM2's tokenizer rebuilt from the GGUF file
+
+
 # -- quantization ----------------------------------------------------------------------------------
 def quantization(quick: bool) -> dict:
     from transformers import BitsAndBytesConfig
@@ -176,6 +179,8 @@ def quantization(quick: bool) -> dict:
                                                  bnb_4bit_compute_dtype=torch.bfloat16),
     }
     tokenizer = book.load_tokenizer("decoder")
+    if tokenizer.pad_token is None:  # older transformers rebuild the GGUF tokenizer without one
+        tokenizer.pad_token = PAD_TOKEN
     corpus = book.load_corpus()
     # The quantization chapter's quality sample: two documents per genre, their first 96 tokens.
     subset = corpus.groupby("genre", sort=True).head(2)
