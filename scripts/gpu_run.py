@@ -241,6 +241,7 @@ def quantization(quick: bool) -> dict:
 
 
 # -- labs ----------------------------------------------------------------------------------------------
+LABS_ONLY: list[str] = []  # --labs lab1,lab2: only these (a rerun that carries only MiniLM)
 REFERENCES = {"lab1": "solutions/attention.py", "lab2": "solutions/pooling.py", "lab3": "solutions/tokens.py"}
 
 
@@ -273,6 +274,8 @@ def labs(quick: bool) -> dict:
                               for dtype in compare.TOLERANCES for t in [compare.tolerance(dtype, device)]},
                "labs": {}}
     for lab, reference in REFERENCES.items():
+        if LABS_ONLY and lab not in LABS_ONLY:
+            continue
         notebook = next(ROOT.glob(f"labs/{lab}_*.ipynb"))
         row = {"reference": _checks(lab, _namespace(ROOT / reference)),
                "stubs": _checks(lab, _namespace(notebook)),
@@ -299,7 +302,9 @@ def main() -> int:
     parser.add_argument("part", choices=[*PARTS, "all"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (a trial run)")
+    parser.add_argument("--labs", default="", help="comma-separated labs for the labs part (default: all)")
     args = parser.parse_args()
+    LABS_ONLY[:] = [lab for lab in args.labs.split(",") if lab]
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment()
     print(json.dumps(env), flush=True)

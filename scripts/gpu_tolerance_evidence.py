@@ -87,7 +87,12 @@ def main(argv=None) -> int:
         for name, module in implementations(lab, reference).items():
             checked = labcheck.run_checks(lab, dict(vars(module)), only=only, quiet=True)
             report["failed"] += [f"{lab} {name}: {r.line()}" for r in checked.results if not r.passed]
-            for check, value in float32_results(lab, module).items():
+            try:
+                worst = float32_results(lab, module)
+            except Exception as error:  # one implementation's crash must not hide the others' evidence
+                report["failed"].append(f"{lab} {name}: {type(error).__name__}: {str(error).splitlines()[0]}")
+                continue
+            for check, value in worst.items():
                 if value > report["checks"].get(check, {}).get("worst", -1.0):
                     report["checks"][check] = {"worst": value, "by": name}
     limit = compare.tolerance(torch.float32, where).atol

@@ -31,14 +31,14 @@ def scaled_dot_product_attention(query, key, value, attention_mask=None, is_caus
     work = torch.promote_types(query.dtype, torch.float32)  # bfloat16 scores would be rounded before the softmax
     scores = (query.to(work) * query.size(-1) ** -0.5) @ key.to(work).mT  # scale the queries first
     if is_causal:
-        later = torch.ones(Tq, Tk, dtype=torch.bool).triu(diagonal=Tk - Tq + 1)
+        later = torch.ones(Tq, Tk, dtype=torch.bool, device=query.device).triu(diagonal=Tk - Tq + 1)
         scores = scores.masked_fill(later, torch.finfo(scores.dtype).min)
     if attention_mask is not None:
         padding = attention_mask[:, None, None, :] == 0
         scores = scores.masked_fill(padding, torch.finfo(scores.dtype).min)
     weights = scores.softmax(dim=-1)
     if is_causal or attention_mask is not None:
-        hidden = torch.zeros(Tq, Tk, dtype=torch.bool)
+        hidden = torch.zeros(Tq, Tk, dtype=torch.bool, device=query.device)
         if is_causal:
             hidden = hidden | later
         if attention_mask is not None:

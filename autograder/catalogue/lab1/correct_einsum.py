@@ -33,10 +33,10 @@ def scaled_dot_product_attention(query, key, value, attention_mask=None, is_caus
     Tq, Tk, Dh = query.shape[-2], key.shape[-2], query.shape[-1]
     work = torch.float64 if query.dtype == torch.float64 else torch.float32
     scores = torch.einsum("bhqd,bhkd->bhqk", query.to(work), key.to(work)) / math.sqrt(Dh)  # (B, H, Tq, Tk)
-    visible = torch.ones(1, 1, Tq, Tk, dtype=torch.bool)  # (1, 1, Tq, Tk)
+    visible = torch.ones(1, 1, Tq, Tk, dtype=torch.bool, device=query.device)  # (1, 1, Tq, Tk)
     if is_causal:
-        q_pos = torch.arange(Tq)[:, None] + (Tk - Tq)  # (Tq, 1): the newest queries line up with the newest keys
-        visible = visible & (torch.arange(Tk)[None, :] <= q_pos)
+        q_pos = torch.arange(Tq, device=query.device)[:, None] + (Tk - Tq)  # (Tq, 1): the newest queries line up with the newest keys
+        visible = visible & (torch.arange(Tk, device=query.device)[None, :] <= q_pos)
     if attention_mask is not None:
         visible = visible & attention_mask.bool()[:, None, None, :]  # (B, 1, Tq, Tk)
     scores = scores.masked_fill(~visible, -1e30)

@@ -32,12 +32,12 @@ def scaled_dot_product_attention(query, key, value, attention_mask=None, is_caus
     q, k, v = query.double(), key.double(), value.double()
     Tq, Tk = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
-    allowed = torch.ones(Tq, Tk, dtype=torch.bool)
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=query.device)
     if is_causal:
         allowed = torch.tril(allowed, diagonal=Tk - Tq)
     if attention_mask is not None:
         allowed = allowed & (attention_mask[:, None, None, :] == 1)
-    scores = torch.where(allowed, scores, torch.tensor(float("-inf"), dtype=torch.float64))
+    scores = torch.where(allowed, scores, torch.tensor(float("-inf"), dtype=torch.float64, device=query.device))
     weights = torch.softmax(scores, dim=-1)
     weights = torch.nan_to_num(weights, nan=0.0)  # a row of -inf only is NaN: no visible key, zero weight
     return (weights @ v).to(query.dtype), weights.to(query.dtype)

@@ -34,8 +34,8 @@ def scaled_dot_product_attention(query, key, value, attention_mask=None, is_caus
     Tk = key.shape[-2]
     work = torch.float64 if query.dtype == torch.float64 else torch.float32
     q, k, v = query.to(work), key.to(work), value.to(work)
-    output = torch.zeros(B, H, Tq, Dh, dtype=work)
-    weights = torch.zeros(B, H, Tq, Tk, dtype=work)
+    output = torch.zeros(B, H, Tq, Dh, dtype=work, device=query.device)
+    weights = torch.zeros(B, H, Tq, Tk, dtype=work, device=query.device)
     for b in range(B):
         for i in range(Tq):
             keys = [j for j in range(Tk)

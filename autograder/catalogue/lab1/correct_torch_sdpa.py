@@ -29,7 +29,9 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 def scaled_dot_product_attention(query, key, value, attention_mask=None, is_causal=False):
     """(B, H, Tq, Dh), (B, H, Tk, Dh), (B, H, Tk, Dh) -> (B, H, Tq, Dh), (B, H, Tq, Tk)."""
     Tq, Tk = query.shape[-2], key.shape[-2]
-    allowed = torch.ones(Tq, Tk, dtype=torch.bool).tril(Tk - Tq) if is_causal else torch.ones(Tq, Tk, dtype=torch.bool)
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=query.device)
+    if is_causal:
+        allowed = allowed.tril(Tk - Tq)
     if attention_mask is not None:
         allowed = allowed & attention_mask.bool()[:, None, None, :]
     output = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed)

@@ -28,11 +28,11 @@ def max_pool(hidden_states, attention_mask):
 def embed_sentences(texts, tokenizer, model, batch_size=32):
     """N texts -> (N, D)."""
     if len(texts) == 0:
-        return torch.zeros(0, model.config.hidden_size)
+        return torch.zeros(0, model.config.hidden_size, device=model.device)
     vectors = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=256,
-                          return_tensors="pt")
+                          return_tensors="pt").to(model.device)
         states = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        token_type_ids=batch["token_type_ids"]).last_hidden_state
         vectors.append(mean_pool(states, batch["attention_mask"]))

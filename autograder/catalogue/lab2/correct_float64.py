@@ -27,9 +27,10 @@ def max_pool(hidden_states, attention_mask):
 @torch.no_grad()
 def embed_sentences(texts, tokenizer, model, batch_size=32):
     """N texts -> (N, D)."""
-    parts = [torch.zeros(0, model.config.hidden_size)]
+    parts = [torch.zeros(0, model.config.hidden_size, device=model.device)]
     for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt")
+        enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=256,
+                        return_tensors="pt").to(model.device)
         pooled = mean_pool(model(**enc).last_hidden_state.double(), enc["attention_mask"])
         parts.append((pooled / pooled.norm(dim=-1, keepdim=True)).float())
     return torch.cat(parts)

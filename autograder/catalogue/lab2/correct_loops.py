@@ -11,7 +11,7 @@ def mean_pool(hidden_states, attention_mask):
     rows = []
     for states, mask in zip(hidden_states, attention_mask):
         real = states[mask.bool()]  # (n, D)
-        rows.append(real.double().mean(dim=0) if len(real) else torch.zeros(states.shape[-1], dtype=torch.float64))
+        rows.append(real.double().mean(dim=0) if len(real) else torch.zeros(states.shape[-1], dtype=torch.float64, device=states.device))
     return torch.stack(rows).to(hidden_states.dtype)
 
 
@@ -20,7 +20,7 @@ def max_pool(hidden_states, attention_mask):
     rows = []
     for states, mask in zip(hidden_states, attention_mask):
         real = states[mask.bool()]  # (n, D)
-        rows.append(real.max(dim=0).values if len(real) else torch.zeros(states.shape[-1], dtype=states.dtype))
+        rows.append(real.max(dim=0).values if len(real) else torch.zeros(states.shape[-1], dtype=states.dtype, device=states.device))
     return torch.stack(rows)
 
 
@@ -29,10 +29,10 @@ def embed_sentences(texts, tokenizer, model, batch_size=32):
     """N texts -> (N, D)."""
     vectors = []
     for text in texts:
-        ids = tokenizer(text, truncation=True, max_length=256, return_tensors="pt")
+        ids = tokenizer(text, truncation=True, max_length=256, return_tensors="pt").to(model.device)
         states = model(**ids).last_hidden_state  # (1, T, D)
         vector = states[0].mean(dim=0)  # no padding: every token is real
         vectors.append(vector / vector.norm())
     if not vectors:
-        return torch.empty(0, 384)
+        return torch.empty(0, model.config.hidden_size, device=model.device)
     return torch.stack(vectors)

@@ -27,11 +27,11 @@ def max_pool(hidden_states, attention_mask):
 def embed_sentences(texts, tokenizer, model, batch_size=32):
     """N texts -> (N, D)."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    result = torch.zeros(len(texts), model.config.hidden_size)
+    result = torch.zeros(len(texts), model.config.hidden_size, device=model.device)
     for start in range(0, len(order), batch_size):
         chosen = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in chosen], padding="longest", truncation=True, max_length=256,
-                        return_tensors="pt")
+                        return_tensors="pt").to(model.device)
         pooled = mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
         result[chosen] = F.normalize(pooled, dim=-1)  # back to where each text came from
     return result
