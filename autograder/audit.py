@@ -53,6 +53,7 @@ the public checks of the rules whose graded tests it fails, with the same likely
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -78,6 +79,23 @@ KEYS = ("lab", "fails", "says", "never-says", "error", "note", "output", "requir
 # time, takes about 3 s on a busy 2-core machine).
 AUDIT_LIMITS = Limits(call_seconds=15.0, load_seconds=3.0, submission_seconds=90.0, memory_bytes=3 << 29)
 CANARIES = ("canary_graded_earlier", "canary_graded_alongside")  # copies of the reference
+# A credential planted in the grader's environment while the audit runs: hostile/prints_the_environment.py must not see it.
+PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-by-llm-grade-audit", "LLM_GRADE_PLANTED_TOKEN": "planted-by-llm-grade-audit"}
+
+
+@contextlib.contextmanager
+def planted_secrets():
+    """Put :data:`PLANTED` in this process's environment (a variable already set is left as it is), then take it out.
+
+    A grader started inside inherits it, as it would an instructor's credentials.
+    """
+    added = [name for name in PLANTED if name not in os.environ]
+    os.environ.update({name: PLANTED[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 @dataclass(frozen=True)
@@ -387,7 +405,8 @@ def audit(entries: list[Entry] | None = None, grader: Grader | None = None, work
     workspace = Path(tempfile.mkdtemp(prefix="llm-grade-audit-") if temporary else workspace)
     rows: list[Row] = []
     try:
-        grader.start()
+        with planted_secrets():  # a grader started here inherits them (one given to the audit was started before)
+            grader.start()
         protections = grader.protections
         for lab in labs:
             rows += _audit_lab(grader, lab, [e for e in entries if e.lab == lab], workspace / f"llm-grade-audit-{lab}",
@@ -530,7 +549,7 @@ def agreement_table(rows: list[Row], markdown: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade audit", description=__doc__.splitlines()[0])
+    parser = cli.parser("audit")
     cli.lab_option(parser, "; hostile entries go with their lab")
     parser.add_argument("--kind", choices=KINDS + ("all",), default="all", help="correct, faulty, hostile or all (default)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
@@ -546,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
+    with planted_secrets(), Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
         rows = audit(entries, grader, args.keep, args.jobs, public=args.public)
         protections = grader.protections
     if args.json:

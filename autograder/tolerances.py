@@ -314,7 +314,9 @@ def table(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade tolerances", description=__doc__.splitlines()[0])
+    from autograder import cli
+
+    parser = cli.parser("tolerances")
     parser.add_argument("--students", type=int, default=8, help="students whose hidden inputs are drawn (default 8)")
     parser.add_argument("--write", action="store_true", help=f"record the evidence in {RECORD.relative_to(ROOT)}")
     parser.add_argument("--why", action="store_true", help="name the worst correct implementation and the least visible mistake")

@@ -27,7 +27,7 @@ HOSTILE = ("syntax_error.py", "syntax_error_in_one_cell.ipynb", "invalid_json.ip
            "returns_a_list.py", "returns_numpy.py", "wrong_shape.py", "wrong_dtype.py", "equals_everything.py",
            "tensor_subclass.py", "monkeypatches_torch.py", "monkeypatches_the_grader.py", "reads_the_solutions.py",
            "reads_the_hidden_tests.py", "reads_another_submission.py", "writes_the_results.py", "prints_a_fake_score.py",
-           "huge_notebook.ipynb", "opens_the_network.py")
+           "huge_notebook.ipynb", "opens_the_network.py", "prints_the_environment.py")
 
 
 @pytest.fixture(scope="module")
