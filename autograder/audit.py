@@ -507,8 +507,12 @@ def summary(rows: list[Row]) -> str:
     return text + (f" ({c['hostile_not_run']} not run: a protection they need is off)" if c["hostile_not_run"] else "")
 
 
-def table(rows: list[Row], markdown: bool = False) -> str:
-    """The rows as an aligned text table, or a Markdown one."""
+def table(rows: list[Row], markdown: bool = False, width: int | None = None) -> str:
+    """The rows as a text table that fits ``width`` columns (default: the terminal's), long cells wrapped onto more
+    lines, never cut; or a Markdown table."""
+    import shutil
+    import textwrap
+
     header = ["submission", "what", "expected", "got", "verdict"]
     body = [[r.entry.name, r.entry.title, r.expected, r.got, r.verdict] for r in rows]
     if markdown:
@@ -518,14 +522,25 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
         return "\n".join(lines)
-    limits = (48, 56, 64, 40, 8)  # the widest a column gets in a terminal; longer text ends in "..."
-
-    def fit(text, width):
-        return text if len(text) <= width else text[:width - 3] + "..."
-
-    body = [[fit(str(c), limits[i]) for i, c in enumerate(row)] for row in body]
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in [header] + body)
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    gap = 2
+    natural = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
+    # The submission's name takes up to a third of the width, "expected" and "got" up to a quarter of what is left
+    # each, the title the rest (16 columns at least each: the table fits any terminal of 90 columns or more).
+    widths = {4: natural[4], 0: min(natural[0], max(20, width // 3))}
+    room = width - widths[0] - widths[4] - gap * (len(header) - 1)
+    widths[2], widths[3] = (min(natural[i], max(16, room // 4)) for i in (2, 3))
+    widths[1] = min(natural[1], max(16, room - widths[2] - widths[3]))
+    excess = sum(widths.values()) + gap * (len(header) - 1) - width
+    if excess > 0:  # a narrow terminal: the submission's name wraps sooner
+        widths[0] = max(12, widths[0] - excess)
+    lines = []
+    for row in [header] + body:
+        cells = [textwrap.wrap(str(c), widths[i], break_on_hyphens=False) or [""] for i, c in enumerate(row)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "").ljust(widths[i]) for i, c in enumerate(cells)]
+            lines.append((" " * gap).join(parts).rstrip())
+    return "\n".join(lines)
 
 
 def agreement_table(rows: list[Row], markdown: bool = False) -> str:
