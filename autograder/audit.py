@@ -53,6 +53,7 @@ the public checks of the rules whose graded tests it fails, with the same likely
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -78,6 +79,23 @@ KEYS = ("lab", "fails", "says", "never-says", "error", "note", "output", "requir
 # time, takes about 3 s on a busy 2-core machine).
 AUDIT_LIMITS = Limits(call_seconds=15.0, load_seconds=3.0, submission_seconds=90.0, memory_bytes=3 << 29)
 CANARIES = ("canary_graded_earlier", "canary_graded_alongside")  # copies of the reference
+# A credential planted in the grader's environment while the audit runs: hostile/prints_the_environment.py must not see it.
+PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-by-llm-grade-audit", "LLM_GRADE_PLANTED_TOKEN": "planted-by-llm-grade-audit"}
+
+
+@contextlib.contextmanager
+def planted_secrets():
+    """Put :data:`PLANTED` in this process's environment (a variable already set is left as it is), then take it out.
+
+    A grader started inside inherits it, as it would an instructor's credentials.
+    """
+    added = [name for name in PLANTED if name not in os.environ]
+    os.environ.update({name: PLANTED[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 @dataclass(frozen=True)
@@ -387,7 +405,8 @@ def audit(entries: list[Entry] | None = None, grader: Grader | None = None, work
     workspace = Path(tempfile.mkdtemp(prefix="llm-grade-audit-") if temporary else workspace)
     rows: list[Row] = []
     try:
-        grader.start()
+        with planted_secrets():  # a grader started here inherits them (one given to the audit was started before)
+            grader.start()
         protections = grader.protections
         for lab in labs:
             rows += _audit_lab(grader, lab, [e for e in entries if e.lab == lab], workspace / f"llm-grade-audit-{lab}",
@@ -488,8 +507,12 @@ def summary(rows: list[Row]) -> str:
     return text + (f" ({c['hostile_not_run']} not run: a protection they need is off)" if c["hostile_not_run"] else "")
 
 
-def table(rows: list[Row], markdown: bool = False) -> str:
-    """The rows as an aligned text table, or a Markdown one."""
+def table(rows: list[Row], markdown: bool = False, width: int | None = None) -> str:
+    """The rows as a text table that fits ``width`` columns (default: the terminal's), long cells wrapped onto more
+    lines, never cut; or a Markdown table."""
+    import shutil
+    import textwrap
+
     header = ["submission", "what", "expected", "got", "verdict"]
     body = [[r.entry.name, r.entry.title, r.expected, r.got, r.verdict] for r in rows]
     if markdown:
@@ -499,14 +522,25 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
         return "\n".join(lines)
-    limits = (48, 56, 64, 40, 8)  # the widest a column gets in a terminal; longer text ends in "..."
-
-    def fit(text, width):
-        return text if len(text) <= width else text[:width - 3] + "..."
-
-    body = [[fit(str(c), limits[i]) for i, c in enumerate(row)] for row in body]
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in [header] + body)
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    gap = 2
+    natural = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
+    # The submission's name takes up to a third of the width, "expected" and "got" up to a quarter of what is left
+    # each, the title the rest (16 columns at least each: the table fits any terminal of 90 columns or more).
+    widths = {4: natural[4], 0: min(natural[0], max(20, width // 3))}
+    room = width - widths[0] - widths[4] - gap * (len(header) - 1)
+    widths[2], widths[3] = (min(natural[i], max(16, room // 4)) for i in (2, 3))
+    widths[1] = min(natural[1], max(16, room - widths[2] - widths[3]))
+    excess = sum(widths.values()) + gap * (len(header) - 1) - width
+    if excess > 0:  # a narrow terminal: the submission's name wraps sooner
+        widths[0] = max(12, widths[0] - excess)
+    lines = []
+    for row in [header] + body:
+        cells = [textwrap.wrap(str(c), widths[i], break_on_hyphens=False) or [""] for i, c in enumerate(row)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "").ljust(widths[i]) for i, c in enumerate(cells)]
+            lines.append((" " * gap).join(parts).rstrip())
+    return "\n".join(lines)
 
 
 def agreement_table(rows: list[Row], markdown: bool = False) -> str:
@@ -530,7 +564,7 @@ def agreement_table(rows: list[Row], markdown: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade audit", description=__doc__.splitlines()[0])
+    parser = cli.parser("audit")
     cli.lab_option(parser, "; hostile entries go with their lab")
     parser.add_argument("--kind", choices=KINDS + ("all",), default="all", help="correct, faulty, hostile or all (default)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
@@ -546,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
+    with planted_secrets(), Grader(sorted({e.lab for e in entries}), AUDIT_LIMITS, args.isolation) as grader:
         rows = audit(entries, grader, args.keep, args.jobs, public=args.public)
         protections = grader.protections
     if args.json:

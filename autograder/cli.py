@@ -1,11 +1,7 @@
 """The command line: ``llm-grade <verb> ...`` (or ``python -m autograder <verb> ...``), a thin layer over each verb's ``main``.
 
-* ``grade``: grade a submission or a folder of them (:mod:`autograder.grade`);
-* ``selftest``: the reference solutions must score full marks, the lab stubs zero (:mod:`autograder.selftest`);
-* ``bench``: generate submissions and time their grading (:mod:`autograder.bench`);
-* ``audit``: grade the catalogue of correct, faulty and hostile submissions and report what each got (:mod:`autograder.audit`);
-* ``bundle``: write the Gradescope autograder zip of a lab or all labs (:mod:`autograder.bundle`);
-* ``tolerances``: measure how far correct implementations disagree and check each check's tolerance against it (:mod:`autograder.tolerances`).
+:data:`VERBS` maps each verb to its module and the line ``llm-grade --help`` prints for it (plain text:
+a terminal shows it as it is).
 """
 
 from __future__ import annotations
@@ -15,14 +11,32 @@ import importlib
 import sys
 from pathlib import Path
 
+# verb -> (module, what it does), in the order of a term: grade, release feedback, export grades, Gradescope; then checks.
 VERBS = {
-    "grade": "autograder.grade",
-    "selftest": "autograder.selftest",
-    "bench": "autograder.bench",
-    "audit": "autograder.audit",
-    "bundle": "autograder.bundle",
-    "tolerances": "autograder.tolerances",
+    "grade": ("autograder.grade", "grade a submission or a class folder, for one lab or all; resumes where it stopped"),
+    "feedback": ("autograder.feedback", "write each student's report of each lab (Markdown and HTML) to release"),
+    "gradebook": ("autograder.gradebook", "write the gradebook, or the file Canvas or Moodle imports as it is"),
+    "bundle": ("autograder.bundle", "write the Gradescope autograder zip of a lab (one zip per lab)"),
+    "try": ("autograder.trial", "run a bundle's run_autograder on a submission, as Gradescope would: score, time, memory"),
+    "selftest": ("autograder.selftest", "check that the reference solutions score full marks and the lab stubs zero"),
+    "audit": ("autograder.audit", "grade the catalogue of correct, faulty and hostile submissions; report what each got"),
+    "bench": ("autograder.bench", "time the grading of generated submissions"),
+    "tolerances": ("autograder.tolerances", "measure the evidence behind every numeric tolerance and check them"),
 }
+
+
+def usage() -> str:
+    """What ``llm-grade --help`` prints."""
+    width = max(len(verb) for verb in VERBS)
+    lines = ["usage: llm-grade <command> [options]    (python -m autograder <command> is the same)", "", "commands:"]
+    lines += [f"  {verb.ljust(width)}  {what}" for verb, (_, what) in VERBS.items()]
+    lines += ["", "llm-grade <command> --help lists a command's options."]
+    return "\n".join(lines)
+
+
+def parser(verb: str) -> argparse.ArgumentParser:
+    """A verb's argument parser, described by its line of :data:`VERBS`."""
+    return argparse.ArgumentParser(prog=f"llm-grade {verb}", description=VERBS[verb][1].capitalize() + ".")
 
 
 # --- the options several verbs share, declared once --------------------------------------------------------------
@@ -74,30 +88,49 @@ def jobs_option(parser: argparse.ArgumentParser, default: int, what: str = "subm
 
 
 def secret_option(parser: argparse.ArgumentParser) -> None:
-    """``--secret-file``: the course secret hidden inputs are drawn from (:func:`secret_from`)."""
-    from autograder.seeding import SECRET_FILE_ENV
+    """``--secret-file`` and ``--course``: the course secret hidden inputs are drawn from (:func:`secret_from`)."""
+    from autograder.seeding import COURSE, SECRET_FILE_ENV
 
     parser.add_argument("--secret-file", type=Path,
                         help="the course secret (a file): each student's hidden inputs are drawn from it and their id "
-                             f"(default: the file named by ${SECRET_FILE_ENV}; without one, from the id alone)")
+                             f"(default: the file named by ${SECRET_FILE_ENV}, else the course's own secret, created "
+                             "on first use; see --course)")
+    parser.add_argument("--course", default=COURSE,
+                        help=f"the course whose own secret is used without --secret-file (default {COURSE}): kept in "
+                             "$LLM_GRADE_HOME/courses/<course>/secret, by default ~/.config/llm-grade/courses/<course>/secret")
 
 
-def secret_from(parser: argparse.ArgumentParser, args) -> str | None:
-    from autograder.seeding import SecretError, read_secret
+def secret_from(parser: argparse.ArgumentParser, args, create: bool = True) -> str | None:
+    """The secret ``--secret-file`` or ``$LLM_GRADE_SECRET_FILE`` names, else the course's own (created when ``create``
+    and missing; where it lies is printed). None only without ``create`` and without a course secret."""
+    from autograder.seeding import SecretError, course_secret, read_secret
 
     try:
-        return read_secret(args.secret_file)
+        secret = read_secret(args.secret_file)
+        if secret is not None:
+            return secret
+        found = course_secret(getattr(args, "course", None) or "llm-internals", create=create)
     except SecretError as error:
         parser.error(str(error))
+    if found is None:
+        return None
+    if found.created:
+        print(f"Created the course secret in {found.path}: hidden inputs are drawn from it and each student's id, and "
+              "later runs and bundles reuse it. Keep it private and back it up (a new secret draws new inputs).",
+              file=sys.stderr)
+    else:
+        print(f"Course secret: {found.path}", file=sys.stderr)
+    return found.value
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
-        known = ", ".join(VERBS)
-        print(__doc__.strip(), file=sys.stderr)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nUnknown command {argv[0]!r}: use one of {known}.", file=sys.stderr)
-            return 2
-        return 0 if argv else 2
-    return importlib.import_module(VERBS[argv[0]]).main(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if not argv or argv[0] not in VERBS:
+        print(usage(), file=sys.stderr)
+        if argv:
+            print(f"\nUnknown command {argv[0]!r}: use one of {', '.join(VERBS)}.", file=sys.stderr)
+        return 2
+    return importlib.import_module(VERBS[argv[0]][0]).main(argv[1:])

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import cli, results, specs
+from autograder import cli, resume, results, specs
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
+from autograder.roster import Roster, RosterError, read_roster
 from autograder.sandbox import Limits, Sandbox
-from autograder.seeding import Seeding, seeding_for
+from autograder.seeding import Seeding, fingerprint, seeding_for
 from autograder.results import LabRecord, StudentRecord, TestResult
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
 
@@ -53,6 +54,14 @@ class FolderSummary:
     startup_seconds: float = 0.0
     seconds: float = 0.0
     restored: list[str] = field(default_factory=list)  # result files put back after something else changed them
+    reasons: dict[str, int] = field(default_factory=dict)  # why labs are graded (again): reason -> how many
+    not_in_roster: list[str] = field(default_factory=list)  # students with files but no row in the roster
+
+    def why(self) -> str:
+        """Why the labs graded now were graded, e.g. "4 not graded yet, 2 because the course secret changed"."""
+        parts = [f"{count} {reason}" if reason == resume.NEW else f"{count} because {reason}"
+                 for reason, count in sorted(self.reasons.items(), key=lambda item: -item[1])]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,7 @@ class Grader:
         if self.started:
             return
         started = time.monotonic()
+        quiet_libraries()
         from book.models import resolve
 
         for role in self.sandbox.preload:  # a first use converts SmolLM2 once: not twice at the same time
@@ -196,12 +206,17 @@ class Grader:
         """How the hidden inputs of ``student`` are drawn (their seed, and what it comes from)."""
         return seeding_for(student, self.secret, self.seed)
 
+    def decided_by(self, lab: str, sha256: str | None, student: str | None) -> dict:
+        """What decides ``lab``'s result for a file with ``sha256`` graded for ``student`` (:mod:`autograder.resume`)."""
+        return resume.decided_by(lab, sha256, self.seeding(student).seed, fingerprint(self.secret))
+
     def grade_lab(self, lab: str, submission: Submission | Path | str | None, limits: Limits | None = None,
-                  student: str | None = None) -> LabRecord:
+                  student: str | None = None, choice: "Choice | None" = None) -> LabRecord:
         """Grade one lab of one submission (a path, an extracted :class:`Submission`, or None when missing).
 
         ``limits`` replaces the grader's limits for this submission. The hidden tests draw their
-        inputs from ``student``'s seed (:mod:`autograder.seeding`), which the record keeps.
+        inputs from ``student``'s seed (:mod:`autograder.seeding`), which the record keeps, with
+        what decided the result (:mod:`autograder.resume`). ``choice`` says how the file was chosen.
         """
         module = self.modules[lab]
         started = time.monotonic()
@@ -209,8 +224,11 @@ class Grader:
         record = LabRecord(module.LAB.title, max_score=self.max_score(lab), hidden_inputs=seeding.to_dict(),
                            graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            sandbox=self.protections.to_dict() if self.sandbox.protections else None)
+        if choice is not None:
+            record.file_name, record.candidates = choice.name, list(choice.candidates)
         if submission is not None and not isinstance(submission, Submission):
             record.file, record.sha256 = str(submission), _sha256(submission)
+            record.decided_by = self.decided_by(lab, record.sha256, student)
             try:
                 submission = load_submission(submission)
             except SubmissionError as error:
@@ -220,8 +238,11 @@ class Grader:
             reason = (f"no file of this submission defines any of {', '.join(module.LAB.functions)}: submit the lab's "
                       "notebook with these functions, their names unchanged.")
             record.error, record.tests = reason, self._not_graded(lab, reason)
+            record.decided_by = self.decided_by(lab, None, student)
             return record
         record.file, record.sha256, record.notes = submission.path, submission.sha256, list(submission.notes)
+        record.file_name = record.file_name or Path(submission.path).name
+        record.decided_by = self.decided_by(lab, submission.sha256, student)
         with self.sandbox.session(submission, limits, module.LAB.truth) as session:
             for test in self.tests[lab]:
                 if self.stopping.is_set():
@@ -233,47 +254,75 @@ class Grader:
         record.seconds = round(time.monotonic() - started, 3)
         return record
 
-    def choose(self, files: list[Path], lab: str) -> Submission | Path | None:
-        """The student's file for ``lab``: the one that defines most of its functions (a name with the lab's breaks ties).
+    def pick(self, files: list[Path], lab: str) -> "Choice":
+        """The student's file for ``lab`` among ``files``, by the stated rule (:data:`results.CHOICE_RULE`), and the others.
 
-        None when no file defines any of them; a lone file that cannot be read is returned as
-        is, so that the student is told why.
+        The most complete file wins: the one that implements most of the lab's functions (defines them with
+        a body that is not a stub raising NotImplementedError), then the one that defines most of them; then
+        the newest (modified last); then one whose name holds the lab's; then the first by name. No file wins
+        when none defines any of the functions; a lone file that cannot be read is returned as is, so that the
+        student is told why.
         """
         wanted = set(self.modules[lab].LAB.functions)
-        best, best_key = None, (0, False)
+        root = _common_folder(files)
+        found = []
         for path in files:
             try:
                 submission = load_submission(path)
             except SubmissionError:
                 continue
-            key = (len(wanted & set(submission.functions)), lab in path.name)
-            if key[0] and key > best_key:
-                best, best_key = submission, key
-        if best is None and len(files) == 1:
+            defined = wanted & set(submission.functions)
+            if defined:
+                key = (len(implemented(submission, wanted)), len(defined), _mtime(path), lab in Path(path).name)
+                found.append((key, str(path), submission, path))
+        found.sort(key=lambda item: item[1])
+        names = [_shown(path, root) for *_, path in found]
+        if found:
+            best = max(found, key=lambda item: item[0])  # the first by name among equals
+            return Choice(best[2], _shown(best[3], root), names)
+        if len(files) == 1:
             try:
                 load_submission(files[0])
             except SubmissionError:
-                return files[0]
-        return best
+                return Choice(files[0], _shown(files[0], root), [])
+        return Choice(None, None, [])
 
-    def pending(self, student: str, files: list[Path], out: Path, labs: list[str], force: bool = False) -> list[str]:
-        """The labs of ``labs`` not yet in ``out`` for the file the student has now (all of them with ``force``)."""
+    def choose(self, files: list[Path], lab: str) -> Submission | Path | None:
+        """The student's file for ``lab`` (:meth:`pick`): an extracted submission, a lone unreadable path, or None."""
+        return self.pick(files, lab).submission
+
+    def pending(self, student: str, files: list[Path], out: Path, labs: list[str], force: bool = False,
+                identity: str | None = None) -> dict[str, str]:
+        """The labs of ``labs`` to grade for ``student``, each with why (:func:`autograder.resume.why_regrade`).
+
+        A lab is left out when its recorded result in ``out`` was decided by the same file, hidden inputs
+        (drawn for ``identity``, default the student), grader, spec and tolerances; ``force`` grades every lab.
+        """
         record = results.read_student(out, student)
-        if force or record is None:
-            return list(labs)
-        return [lab for lab in labs
-                if lab not in record.labs or record.labs[lab].sha256 != _sha256(self.choose(files, lab))]
+        reasons = {}
+        for lab in labs:
+            if force:
+                reasons[lab] = "--force"
+                continue
+            recorded = record.labs.get(lab) if record is not None else None
+            now = self.decided_by(lab, _sha256(self.choose(files, lab)), identity or student)
+            why = resume.why_regrade(recorded.decided_by if recorded else None, now, graded=recorded is not None)
+            if why:
+                reasons[lab] = why
+        return reasons
 
     def grade_student(self, student: str, files: list[Path], out: Path | None = None, labs: list[str] | None = None,
-                      on_lab=None, guard: results.Guard | None = None) -> StudentRecord:
+                      on_lab=None, guard: results.Guard | None = None, identity: str | None = None) -> StudentRecord:
         """Grade ``labs`` (default: the grader's) of one student; with ``out``, update their JSON after each lab.
 
-        The student's labs already in ``out`` and not graded now are kept in the JSON.
+        The hidden inputs are drawn for ``identity`` (default: ``student``; a roster maps a folder name to
+        the id Gradescope uses). The student's labs already in ``out`` and not graded now are kept in the JSON.
         """
         record = (results.read_student(out, student) if out is not None else None) or StudentRecord(student)
         record.student = student
         for lab in labs or self.labs:
-            record.labs[lab] = self.grade_lab(lab, self.choose(files, lab), student=student)
+            choice = self.pick(files, lab)
+            record.labs[lab] = self.grade_lab(lab, choice.submission, student=identity or student, choice=choice)
             if self.stopping.is_set():
                 raise Interrupted()
             if out is not None:
@@ -281,6 +330,95 @@ class Grader:
             if on_lab:
                 on_lab(student, lab)
         return record
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The file chosen for a lab: the submission (or a lone unreadable path, or None), its name in the student's
+    folder, and the names of every file that defines some of the lab's functions."""
+
+    submission: Submission | Path | None
+    name: str | None
+    candidates: list[str]
+
+
+def implemented(submission: Submission, wanted: set[str]) -> set[str]:
+    """The functions of ``wanted`` that ``submission`` defines with a real body: not only a docstring, ``pass``,
+    ``...`` or ``raise NotImplementedError`` (a lab's stub)."""
+    import ast
+
+    found = set()
+    for chunk in submission.chunks:
+        if chunk.kind != "function" or not wanted & set(chunk.names):
+            continue
+        try:
+            node = ast.parse(chunk.source).body[-1]
+        except (SyntaxError, ValueError, IndexError, RecursionError, MemoryError):
+            continue
+        body = list(getattr(node, "body", []))
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+            body = body[1:]  # the docstring
+        stub = all(isinstance(statement, ast.Pass) or (isinstance(statement, ast.Expr) and isinstance(
+            statement.value, ast.Constant)) or _raises_not_implemented(statement) for statement in body)
+        if stub:
+            found -= set(chunk.names)  # a later stub replaces an earlier definition
+        else:
+            found |= wanted & set(chunk.names)
+    return found
+
+
+def _raises_not_implemented(statement) -> bool:
+    import ast
+
+    if not isinstance(statement, ast.Raise) or statement.exc is None:
+        return False
+    raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _common_folder(files: list[Path]) -> Path | None:
+    import os
+
+    try:
+        return Path(os.path.commonpath([str(Path(f).resolve().parent) for f in files])) if files else None
+    except ValueError:
+        return None
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    """``path`` as the student knows it: relative to their folder (never the grader's own paths)."""
+    try:
+        return Path(path).resolve().relative_to(root).as_posix() if root else Path(path).name
+    except ValueError:
+        return Path(path).name
+
+
+def quiet_libraries() -> None:
+    """No progress bars or notes from the libraries in the grader's output (loading weights, resizing embeddings)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
 
 
 def merge_preloads(names) -> set[str]:
@@ -333,13 +471,18 @@ def _capture(function, failures: list) -> None:
 def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int = 1, force: bool = False,
                  limits: Limits = Limits(), progress: bool = True, grader: Grader | None = None,
                  isolation: str = "auto", secret: str | None = None, seed: int | None = None,
-                 layout: str = "auto") -> FolderSummary:
+                 layout: str = "auto", roster: Roster | None = None) -> FolderSummary:
     """Grade every student under ``path`` into ``out`` (JSON per student, Gradescope files, gradebook.csv).
 
-    Runs ``jobs`` students side by side; a student already graded for a lab (same file) is
-    skipped unless ``force``. ``layout`` is "student", "class" or "auto" (:func:`folder_layout`).
-    Returns a summary: students, labs graded and skipped, seconds, and the layout assumed.
+    Runs ``jobs`` students side by side; a lab already graded for a student is skipped unless what
+    decides its result changed (:mod:`autograder.resume`) or ``force``. ``layout`` is "student",
+    "class" or "auto" (:func:`folder_layout`). With a ``roster`` (:mod:`autograder.roster`), hidden
+    inputs are drawn for each student's roster id (their email, as on Gradescope) and the gradebook
+    lists every student of the roster. Returns a summary: students, labs graded and skipped and why,
+    seconds, and the layout assumed.
     """
+    from collections import Counter
+
     from tqdm import tqdm
 
     own = grader is None
@@ -354,9 +497,13 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
         raise ValueError(f"The grader was started for {', '.join(grader.labs)}, not {', '.join(labs)}: "
                          "start one for every lab you grade.")
     out = Path(out)
-    plan = {student: grader.pending(student, files, out, labs, force) for student, files in students.items()}
+    identities = {student: roster.identity(student) if roster else student for student in students}
+    plan = {student: grader.pending(student, files, out, labs, force, identities[student])
+            for student, files in students.items()}
     todo = sum(len(p) for p in plan.values())
     summary = FolderSummary(len(students), 0, len(students) * len(labs) - todo, assumed.kind, assumed.reason)
+    summary.reasons = dict(Counter(reason for reasons in plan.values() for reason in reasons.values()))
+    summary.not_in_roster = sorted(s for s in students if roster is not None and s not in roster)
     if todo and own:
         grader.start()  # only when there is something to grade: a finished run resumes in a second
     summary.startup_seconds = round(grader.startup_seconds, 3)
@@ -372,7 +519,8 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(grader.grade_student, student, students[student], out, plan[student], done, guard)
+            futures = [pool.submit(grader.grade_student, student, students[student], out, list(plan[student]), done,
+                                   guard, identities[student])
                        for student in plan if plan[student]]
             try:
                 for future in as_completed(futures):
@@ -394,12 +542,14 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
             print(f"Restored result files changed during the run by something other than the grader: "
                   f"{', '.join(summary.restored)}.", file=sys.stderr)
         if (out / results.STUDENTS).is_dir():
-            results.write_gradebook(out)
+            from autograder import gradebook
+
+            gradebook.write(out, roster=roster)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade grade", description=__doc__.splitlines()[0])
+    parser = cli.parser("grade")
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
     cli.lab_option(parser)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
@@ -416,9 +566,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", choices=("auto", "student", "class"), default="auto",
                         help="PATH is one student's folder (a notebook per lab), a class folder (a file or a folder per "
                              "student), or auto (the default: told apart by what the files define; the run says which)")
+    parser.add_argument("--roster", type=Path, help="the class roster (CSV with a student column; email, name, lms_id... "
+                                                    "kept): hidden inputs are drawn for each student's email, as on "
+                                                    "Gradescope, and the gradebook lists every student of the roster")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    secret = cli.secret_from(parser, args)
+    # A course secret is created on a class's first run; never inside a Gradescope container (each would draw its own),
+    # nor for a regrade on a recorded --seed, which does not need one.
+    secret = cli.secret_from(parser, args, create=not args.gradescope and args.seed is None)
     if secret is None and args.seed is None:
         print("Note: no course secret (--secret-file): hidden inputs are drawn from each student's id alone, which "
               "anyone with the course's code can repeat.", file=sys.stderr)
@@ -426,6 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     labs = cli.labs_from(parser, args)
     if not args.path.exists():
         parser.error(f"{args.path} does not exist: give a submission file or a folder of submissions.")
+    try:
+        roster = read_roster(args.roster) if args.roster else None
+    except RosterError as error:
+        parser.error(str(error))
 
     if args.gradescope:
         import json
@@ -444,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = grade_folder(args.path, args.out, labs, args.jobs, args.force, limits, progress=not args.quiet,
-                               isolation=args.isolation, secret=secret, seed=args.seed, layout=args.layout)
+                               isolation=args.isolation, secret=secret, seed=args.seed, layout=args.layout, roster=roster)
     except IsolationError as error:
         print(error, file=sys.stderr)
         return 2
@@ -456,11 +615,15 @@ def main(argv: list[str] | None = None) -> int:
         other = "class" if summary.layout == "student" else "student"
         print(f"Graded {args.path} as {'one student' if summary.layout == 'student' else 'a class'}'s folder "
               f"({summary.layout_reason}); --layout {other} says otherwise.")
+    if summary.not_in_roster:
+        print(f"Not in the roster (their hidden inputs are drawn for their folder name): "
+              f"{', '.join(summary.not_in_roster)}.", file=sys.stderr)
     if summary.graded:
-        print(f"{summary.students} students: {summary.graded} labs graded in {summary.seconds:.1f} s after a "
-              f"{summary.startup_seconds:.1f} s start, {summary.skipped} already graded (--force grades them again).")
+        print(f"{summary.students} students: {summary.graded} labs graded ({summary.why()}) in {summary.seconds:.1f} s "
+              f"after a {summary.startup_seconds:.1f} s start; {summary.skipped} unchanged since they were graded.")
     else:
-        print(f"{summary.students} students: nothing to grade, all {summary.skipped} labs are already graded "
-              "(--force grades them again).")
-    print(f"Results in {args.out}/: gradebook.csv, students/<student>.json, gradescope/<student>.json.")
+        print(f"{summary.students} students: nothing to grade, all {summary.skipped} labs are unchanged since they were "
+              "graded: same files, course secret, grader, tests and tolerances (--force grades them again).")
+    print(f"Results in {args.out}/: gradebook.csv, students/<student>.json, gradescope/<student>.json "
+          f"(llm-grade feedback {args.out} writes each student's report).")
     return 0

@@ -44,6 +44,34 @@ HIDDEN_PACKAGES = ("solutions", "autograder.specs", "autograder.catalogue")
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL")  # what the zygote needs as root
 
 
+# What the worker, and so every submission, receives of the grader's environment: only these, when set. Nothing else
+# reaches student code (an instructor's shell holds tokens and cloud credentials).
+INHERITED_ENVIRONMENT = (
+    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_MESSAGES", "TZ",  # the locale and time zone
+    "LD_LIBRARY_PATH",  # a Python built with shared libraries outside the system's folders needs it
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+    "LLM_INTERNALS_PROFILE",  # which models the roles name: the worker must load the grader's
+)
+# What the grader sets for the worker itself (the libraries' settings, the caches), and the child for its submission.
+WORKER_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE",
+                   "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "MPLBACKEND",
+                   "LLM_INTERNALS_CACHE", "HOME", "MPLCONFIGDIR", "HF_HOME")
+CHILD_SETTINGS = ("HOME", "TMPDIR", "PWD")  # PWD: bubblewrap sets it to the working folder
+# Every variable a submission may see (tests/test_autograder_sandbox.py checks it against a catalogue entry that
+# prints os.environ).
+ALLOWED_ENVIRONMENT = frozenset(INHERITED_ENVIRONMENT + WORKER_SETTINGS + CHILD_SETTINGS)
+
+
+def worker_environment(settings: dict[str, str]) -> dict[str, str]:
+    """The worker's environment: the allowed variables of this one (:data:`INHERITED_ENVIRONMENT`), then ``settings``."""
+    unknown = set(settings) - set(WORKER_SETTINGS)
+    if unknown:
+        raise ValueError(f"Not a worker setting: {', '.join(sorted(unknown))}: add it to WORKER_SETTINGS first.")
+    environment = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+    environment.update(settings)
+    return environment
+
+
 class IsolationError(RuntimeError):
     """Bubblewrap was required (``--isolation bubblewrap``) but cannot start here."""
 

@@ -2,9 +2,12 @@
 
 An output folder holds::
 
-    students/<student>.json     every lab graded for the student: tests, feedback, notes, captured output
+    students/<student>.json     every lab graded for the student: tests, feedback, notes, captured output,
+                                the seed of their hidden inputs and what decided the result
     gradescope/<student>.json   the same in Gradescope's results.json format
-    gradebook.csv               one row per student: each lab's score and maximum, the total
+    gradebook.csv               one row per student: each lab's score (blank when not submitted) and maximum,
+                                the total (:mod:`autograder.gradebook`)
+    feedback/<student>/<lab>.md the report a student may read, and .html (:mod:`autograder.feedback`)
 
 Every file is written atomically (a temporary file in the same folder, then a rename), and a
 student's JSON as soon as one of their labs is graded, so an interrupted run loses at most the
@@ -13,8 +16,6 @@ labs in progress and a new run resumes where it stopped.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import tempfile
@@ -50,8 +51,10 @@ class LabRecord:
     """One lab of one student as graded: what a student's JSON keeps under ``labs.<lab>``."""
 
     title: str
-    file: str | None = None  # the file graded, None when no file of the submission holds the lab
+    file: str | None = None  # the file graded, None when no file of the submission holds the lab (not submitted)
     sha256: str | None = None
+    file_name: str | None = None  # the file graded as the student named it (in their folder), shown to them
+    candidates: list[str] = field(default_factory=list)  # every file that defines some of the lab's functions
     score: float = 0.0
     max_score: float = 0.0
     error: str | None = None  # why the submission was refused, if it was
@@ -61,11 +64,17 @@ class LabRecord:
     hidden_inputs: dict | None = None  # the seed hidden inputs were drawn from, and where it came from
     graded_at: str = ""
     sandbox: dict | None = None  # which protections were on
+    decided_by: dict | None = None  # what decides the result (autograder.resume): a change means a regrade
     tests: list[TestResult] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TestResult]:
         return [test for test in self.tests if not test.passed]
+
+    @property
+    def submitted(self) -> bool:
+        """Whether some file of the submission held the lab (a refused file counts: it was submitted, and scores 0)."""
+        return self.file is not None
 
     def to_dict(self) -> dict:
         return {**{f.name: getattr(self, f.name) for f in fields(self)}, "tests": [t.to_dict() for t in self.tests]}
@@ -102,6 +111,24 @@ class StudentRecord:
         return cls(str(data["student"]), {name: LabRecord.from_dict(lab) for name, lab in data["labs"].items()})
 
 
+# How the file of a lab is chosen when several files of one submission define its functions (autograder.grade.Grader.pick).
+CHOICE_RULE = "the most complete (most of the lab's functions implemented), then the newest"
+
+
+def chosen_note(lab: LabRecord) -> str:
+    """Why the graded file is the lab's when several files could have been ("" when it was the only one)."""
+    if not [name for name in lab.candidates if name != lab.file_name]:
+        return ""
+    return (f"chosen among the {len(lab.candidates)} files that define this lab's functions "
+            f"({', '.join(lab.candidates)}) as {CHOICE_RULE}; submit one file per lab to choose it yourself")
+
+
+def graded_file_sentence(lab: LabRecord) -> str:
+    """Which file was graded, and why that one when several could have been: shown to the student."""
+    note = chosen_note(lab)
+    return f"graded {lab.file_name}" + (f", {note}" if note else "") + "."
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +160,8 @@ def gradescope(record: StudentRecord) -> dict:
     """A student's record in Gradescope's results.json format (one test per graded test, all labs)."""
     tests, lines = [], []
     for name, lab in record.labs.items():
+        if lab.file_name:
+            lines.append(f"{name}: {graded_file_sentence(lab)}")
         if lab.error:
             lines.append(f"{name}: {lab.error}")
         lines += [f"{name}: {note}" for note in lab.notes]
@@ -235,31 +264,3 @@ class Guard:
                 atomic_write(path, content.decode("utf-8"))
                 changed.append(str(path.relative_to(self.out)))
         return sorted(set(changed))
-
-
-def _number(value: float) -> str:
-    return f"{round(value, 4):g}"
-
-
-def write_gradebook(out: Path, labs: list[str] | None = None) -> Path:
-    """The class gradebook from every student JSON in ``out`` (labs: the columns; default all found)."""
-    records = []
-    for path in sorted((Path(out) / STUDENTS).glob("*.json")):
-        record = read_student(out, path.stem)
-        if record is not None:
-            records.append(record)
-    labs = labs or sorted({lab for record in records for lab in record.labs})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student"] + [f"{lab}{suffix}" for lab in labs for suffix in ("", "_max")] + ["total", "total_max"])
-    for record in records:
-        row = [record.student]
-        for lab in labs:
-            entry = record.labs.get(lab)
-            row += [_number(entry.score), _number(entry.max_score)] if entry else ["", ""]
-        chosen = [record.labs[lab] for lab in labs if lab in record.labs]
-        row += [_number(sum(e.score for e in chosen)), _number(sum(e.max_score for e in chosen))]
-        writer.writerow(row)
-    path = Path(out) / GRADEBOOK
-    atomic_write(path, buffer.getvalue())
-    return path

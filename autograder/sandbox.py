@@ -190,11 +190,12 @@ class Sandbox:
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         private = os.path.join(self._home, "private")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "TMPDIR"}
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-                   HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", MPLBACKEND="Agg",
-                   LLM_INTERNALS_CACHE=str(cache_dir()), HOME=private, MPLCONFIGDIR=os.path.join(private, "matplotlib"),
-                   HF_HOME=os.path.join(private, "huggingface"))
+        # An allowlist, not the grader's environment: nothing of the instructor's shell reaches student code.
+        env = isolation.worker_environment(dict(
+            OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+            HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+            MPLBACKEND="Agg", LLM_INTERNALS_CACHE=str(cache_dir()), HOME=private,
+            MPLCONFIGDIR=os.path.join(private, "matplotlib"), HF_HOME=os.path.join(private, "huggingface")))
         log = open(os.path.join(self._home, "zygote.log"), "ab")
         # Isolated mode (-I: no PYTHONPATH, no current folder), with this course's checkout first on the path, so that
         # the worker runs the same book and autograder as the grader (a copy of the course grades with its own code).

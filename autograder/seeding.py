@@ -13,9 +13,16 @@ with no real token, one query, bfloat16...); only sizes and values are drawn, wi
 keep sizes small, odd and distinct (a swapped axis then fails loudly). The public checks of the
 labs and the visible tests keep fixed cases.
 
-The secret is read from a file (``--secret-file``, or the ``LLM_GRADE_SECRET_FILE`` environment
-variable), never from the environment itself, which the worker inherits. Without a secret the
-seed depends on the student's id only, and the grader says so.
+The secret is read from a file, never from the environment itself: ``--secret-file``, else the
+file ``LLM_GRADE_SECRET_FILE`` names, else **the course's own secret** (:func:`course_secret`),
+which the first grading run creates, at random, outside the repository:
+
+    $LLM_GRADE_HOME/courses/<course>/secret     (default home: $XDG_CONFIG_HOME/llm-grade, else ~/.config/llm-grade)
+
+and every later run reuses (``<course>`` is ``--course``, default ``llm-internals``). Bundles
+carry it, so Gradescope draws the same inputs as a local regrade. Only with ``--seed`` (a regrade
+on recorded inputs) or in the Python API without one does a seed depend on the student's id
+alone, which anyone with the course's code could repeat; the grader then says so.
 """
 
 from __future__ import annotations
@@ -24,10 +31,14 @@ import hashlib
 import hmac
 import os
 import random
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 SECRET_FILE_ENV = "LLM_GRADE_SECRET_FILE"
+HOME_ENV = "LLM_GRADE_HOME"  # where llm-grade keeps each course's files (its secret), outside any repository
+COURSE = "llm-internals"  # the course whose secret is used when --course names none
 DEFAULT_SEED = 0  # selftest, pytest on a spec, and any grading without a student
 
 
@@ -49,6 +60,60 @@ def read_secret(path: str | os.PathLike | None = None) -> str | None:
         raise SecretError(f"The course secret in {path} is {len(secret)} characters long: use at least 16 random "
                           "characters (for example: python -c 'import secrets; print(secrets.token_hex(16))').")
     return secret
+
+
+def grader_home() -> Path:
+    """Where llm-grade keeps per-course files: ``$LLM_GRADE_HOME``, else ``$XDG_CONFIG_HOME/llm-grade``, else
+    ``~/.config/llm-grade``."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config).expanduser() / "llm-grade"
+
+
+def course_secret_path(course: str = COURSE) -> Path:
+    """The file of ``course``'s secret (it may not exist yet)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", course or ""):
+        raise SecretError(f"The course name {course!r} cannot name a folder: use letters, digits, '.', '_' or '-' "
+                          "(for example --course llm-internals-2026).")
+    return grader_home() / "courses" / course / "secret"
+
+
+@dataclass(frozen=True)
+class CourseSecret:
+    """A course secret, the file it is kept in, and whether this run created it."""
+
+    value: str
+    path: Path
+    created: bool = False
+
+
+def course_secret(course: str = COURSE, create: bool = True) -> CourseSecret | None:
+    """``course``'s secret from its file (:func:`course_secret_path`), created at random on first use when ``create``.
+
+    None when there is none and ``create`` is false. The file is readable by its owner only.
+    """
+    path = course_secret_path(course)
+    if path.is_file():
+        return CourseSecret(read_secret(path), path)
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_hex(32)
+    try:  # exclusive: two runs started at once must not each write a secret of their own
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return CourseSecret(read_secret(path), path)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(value + "\n")
+    return CourseSecret(value, path, created=True)
+
+
+def fingerprint(secret: str | None) -> str | None:
+    """A short name for ``secret`` that reveals nothing of it (results record it: a changed secret means a regrade)."""
+    if not secret:
+        return None
+    return hashlib.sha256(b"llm-grade secret fingerprint\0" + secret.encode()).hexdigest()[:16]
 
 
 def student_seed(student: str, secret: str | None) -> int:

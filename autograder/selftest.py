@@ -63,7 +63,7 @@ def selftest(labs: str | list[str] = "all", grader: Grader | None = None, root: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade selftest", description=__doc__.splitlines()[0])
+    parser = cli.parser("selftest")
     cli.lab_option(parser)
     args = parser.parse_args(argv)
     labs = cli.labs_from(parser, args)

@@ -177,6 +177,42 @@ def takes_draw(function) -> bool:
     return "draw" in inspect.signature(function).parameters
 
 
+HIDDEN_INPUT = "<hidden input>"
+
+
+def drawn_texts(test: Test, seed: int) -> list[str]:
+    """The texts a hidden test drew for ``seed`` (sentences, strings): feedback never shows them (:func:`redact`).
+
+    A drawn case names them with a ``drawn_texts()`` method; otherwise every string inside its tuples and lists is one.
+    """
+    marks = getattr(test.function, "_grading", None)
+    if marks is None or marks.draw is None or "case" not in test.kwargs:
+        return []
+    case = marks.draw(test.kwargs["case"], Draw(seed, test.name))
+    if hasattr(case, "drawn_texts"):
+        return [t for t in case.drawn_texts() if isinstance(t, str)]
+    found = []
+
+    def walk(value, inside: bool) -> None:
+        if isinstance(value, str):
+            if inside:
+                found.append(value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item, True)
+
+    walk(case, False)
+    return found
+
+
+def redact(text: str, texts: list[str]) -> str:
+    """``text`` with every occurrence of ``texts`` (longest first) replaced by :data:`HIDDEN_INPUT`; quoted or not."""
+    for drawn in sorted({t for t in texts if len(t.strip()) >= 2}, key=len, reverse=True):
+        for form in (repr(drawn), drawn):
+            text = text.replace(form, HIDDEN_INPUT)
+    return text
+
+
 def run_test(test: Test, session: Session, seed: int = DEFAULT_SEED) -> TestResult:
     """Run one test against the submission in ``session``; failures become feedback, never exceptions.
 
@@ -200,4 +236,6 @@ def run_test(test: Test, session: Session, seed: int = DEFAULT_SEED) -> TestResu
                   f"({type(error).__name__}: {error}; in {where.name}, line {where.lineno} of the spec).")
     else:
         return TestResult(test.name, float(test.points), float(test.points), "passed", "", visibility, time.monotonic() - started)
+    if test.hidden:  # the spec's wording describes a hidden case; a student's own traceback may still quote its inputs
+        output = redact(output, drawn_texts(test, seed))
     return TestResult(test.name, 0.0, float(test.points), "failed", output, visibility, time.monotonic() - started)

@@ -17,8 +17,9 @@ dtype this module measures that number for
   shows most: the least visible of them must still fail with a margin, ``t × MARGIN <= mistake``;
 
 over the inputs of the visible tests and of the hidden tests drawn for several students. The
-table (``python -m autograder tolerances``) is the derivation; ``--write`` records it in
-``autograder/specs/tolerances.json``, which the instructors' page shows, and
+table (``python -m autograder tolerances``) is the derivation; ``--write`` records it in the
+checkout's ``autograder/specs/tolerances.json`` (``--write FILE`` elsewhere; never inside an
+installed package), which the instructors' page shows, and
 ``tests/test_autograder_tolerances.py`` measures again (fewer students) and fails when a
 tolerance no longer sits between its two bounds.
 
@@ -84,8 +85,14 @@ class Row:
         return self.correct * MARGIN <= self.tolerance and self.tolerance * self.gpu_slack * MARGIN <= self.mistake
 
     def add_correct(self, value: float, by: str) -> None:
-        if value > self.correct:
+        if value > self.correct or not self.correct_by:  # exact everywhere (max_pool): the first one is named
             self.correct, self.correct_by = value, by
+
+    def why(self) -> str:
+        """The worst correct implementation and the least visible mistake, in words."""
+        correct = (f"{self.correct_by} (every correct implementation is exact)" if self.correct == 0
+                   else f"{self.correct_by} ({self.correct:.2e})")
+        return f"{self.check} ({self.dtype}): worst correct: {correct}; least visible mistake: {self.mistake_by or 'none'}"
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -313,21 +320,48 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+class RecordError(ValueError):
+    """Where ``--write`` would write the evidence is no place for it; the message says where instead."""
+
+
+def write_target(path: Path | None) -> Path:
+    """Where ``--write`` writes: ``path`` when given, else the checkout's record (:data:`RECORD`), never a file inside
+    an installed package (it would be lost at the next install, and change every installation's record)."""
+    if path is not None:
+        return Path(path)
+    installed = {"site-packages", "dist-packages"} & set(RECORD.parts) or not (ROOT / "pyproject.toml").is_file()
+    if installed:
+        raise RecordError(f"The autograder is installed as a package ({RECORD.parent} is inside it), so --write would "
+                          "change the installed copy: give a file, --write tolerances.json, and copy it into your "
+                          "checkout's autograder/specs/ to make it the course's record.")
+    return RECORD
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-grade tolerances", description=__doc__.splitlines()[0])
+    from autograder import cli
+
+    parser = cli.parser("tolerances")
     parser.add_argument("--students", type=int, default=8, help="students whose hidden inputs are drawn (default 8)")
-    parser.add_argument("--write", action="store_true", help=f"record the evidence in {RECORD.relative_to(ROOT)}")
+    parser.add_argument("--write", nargs="?", type=Path, const=False, default=None, metavar="FILE",
+                        help="record the evidence: in FILE, or without one in the checkout's autograder/specs/"
+                             "tolerances.json (never inside an installed package)")
     parser.add_argument("--why", action="store_true", help="name the worst correct implementation and the least visible mistake")
     args = parser.parse_args(argv)
+    target = None
+    if args.write is not None:
+        try:
+            target = write_target(args.write or None)
+        except RecordError as error:
+            parser.error(str(error))
     rows = measure(args.students)
     print(table(rows))
     if args.why:
         for row in rows:
-            print(f"\n{row.check} ({row.dtype}): worst correct: {row.correct_by}; least visible mistake: {row.mistake_by}")
-    if args.write:
-        RECORD.write_text(json.dumps({"margin": MARGIN, "students": args.students,
+            print(f"\n{row.why()}")
+    if target is not None:
+        target.write_text(json.dumps({"margin": MARGIN, "students": args.students,
                                       "rows": [r.to_dict() for r in rows]}, indent=1) + "\n")
-        print(f"\nwrote {RECORD.relative_to(ROOT)}")
+        print(f"\nwrote {target}")
     bad = [r for r in rows if not r.ok]
     if bad:
         print(f"\n{len(bad)} tolerance(s) outside their evidence: " + ", ".join(f"{r.check} ({r.dtype})" for r in bad),

@@ -18,11 +18,12 @@ def toc_pages() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _hermetic_env(monkeypatch):
-    """No test sees the developer's profile or corpus choice, and none may reach the hub."""
-    for name in (models.PROFILE_ENV, "LLM_INTERNALS_CORPUS"):
+def _hermetic_env(monkeypatch, tmp_path_factory):
+    """No test sees the developer's profile, corpus choice or course secrets, and none may reach the hub."""
+    for name in (models.PROFILE_ENV, "LLM_INTERNALS_CORPUS", "LLM_GRADE_SECRET_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLM_GRADE_HOME", str(tmp_path_factory.mktemp("llm-grade-home")))  # course secrets go here
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,7 @@ def audited(tmp_path_factory):
     from autograder.grade import Grader
 
     workspace = tmp_path_factory.mktemp("catalogue")
-    with Grader("all", audit.AUDIT_LIMITS) as grader:
+    with audit.planted_secrets(), Grader("all", audit.AUDIT_LIMITS) as grader:
         rows = audit.audit(audit.load(), grader, workspace, jobs=2, public=True)
         protections = grader.protections
     return {row.entry.name: row for row in rows}, protections, workspace

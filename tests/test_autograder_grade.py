@@ -149,7 +149,7 @@ def test_the_command_line_grades_a_folder_then_resumes(classroom, tmp_path, caps
     assert sorted(p.name for p in (out / "gradescope").iterdir()) == ["alice.json", "bob.json", "carol.json", "dave.json"]
     assert (out / "gradebook.csv").read_text().startswith("student,lab1,lab1_max,total,total_max\nalice,")
     assert cli.main(["grade", str(classroom), "--lab", "lab1", "--out", str(out), "--quiet"]) == 0
-    assert "nothing to grade, all 4 labs are already graded" in capsys.readouterr().out
+    assert "nothing to grade, all 4 labs are unchanged since they were graded" in capsys.readouterr().out
 
 
 def test_the_command_line_grades_a_file_for_gradescope(tmp_path, capsys):
@@ -160,11 +160,148 @@ def test_the_command_line_grades_a_file_for_gradescope(tmp_path, capsys):
     assert "points; wrote" in capsys.readouterr().out
 
 
-def test_the_command_line_explains_its_verbs_and_refuses_unknown_ones(capsys):
+def test_the_command_line_explains_its_verbs_in_plain_text_and_refuses_unknown_ones(capsys):
     assert cli.main(["--help"]) == 0
-    assert "grade" in capsys.readouterr().err
+    shown = capsys.readouterr().out
+    for verb in ("grade", "feedback", "gradebook", "bundle", "try", "selftest", "audit", "bench", "tolerances"):
+        assert f"\n  {verb} " in shown
+    assert not any(markup in shown for markup in ("``", ":mod:", ":func:", ":class:", "*"))  # no reStructuredText
+    assert max(len(line) for line in shown.splitlines()) <= 120
+    with pytest.raises(SystemExit):
+        cli.main(["grade", "--help"])
+    assert "``" not in capsys.readouterr().out
     assert cli.main(["regrade"]) == 2
-    assert "Unknown command 'regrade': use one of grade, selftest, bench, audit, bundle, tolerances." in capsys.readouterr().err
+    assert ("Unknown command 'regrade': use one of grade, feedback, gradebook, bundle, try, selftest, audit, bench, "
+            "tolerances.") in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["grade", "nowhere", "--lab", "lab7"])
     assert "There is no lab 'lab7'" in capsys.readouterr().err
+
+
+# --- what decides a result, and a run that says why it grades again ------------------------------------------------
+
+
+def test_a_changed_secret_grader_spec_or_tolerance_regrades_and_the_run_says_why(grader, classroom, tmp_path,
+                                                                               monkeypatch):
+    from autograder import resume
+
+    out = tmp_path / "results"
+    summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
+    assert summary.reasons == {resume.NEW: 4} and summary.why() == "4 not graded yet"
+    decided = results.read_student(out, "alice").labs["lab1"].decided_by
+    assert set(decided) == set(resume.REASONS) and decided["secret"] is None  # this grader has no secret
+    assert grade_folder(classroom, out, ["lab1"], progress=False, grader=grader).graded == 0
+
+    for key, changed in (("tolerances", "tolerance_version"), ("grader", "grader_version"), ("spec", "spec_version")):
+        with monkeypatch.context() as patch:
+            patch.setattr(resume, changed, lambda *args: "changed")
+            summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
+        assert (summary.graded, summary.reasons) == (4, {resume.REASONS[key]: 4}), key
+        grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)  # back as it was: all graded again
+
+    record = results.read_student(out, "alice")
+    record.labs["lab1"].decided_by = None  # a result written by an llm-grade that did not record it
+    results.write_student(out, record)
+    summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
+    assert summary.reasons == {resume.UNRECORDED: 1}
+
+
+def test_the_command_line_regrades_everything_when_the_secret_changes(classroom, tmp_path, capsys):
+    out = tmp_path / "results"
+    grade = ["grade", str(classroom), "--lab", "lab1", "--out", str(out), "--quiet"]
+    assert cli.main(grade) == 0
+    first = capsys.readouterr()
+    assert "Created the course secret in" in first.err and "4 labs graded (4 not graded yet)" in first.out
+    seed = results.read_student(out, "alice").labs["lab1"].hidden_inputs
+    assert seed["source"] == "secret and student id"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("another course secret, long enough")
+    assert cli.main(grade + ["--secret-file", str(secret)]) == 0
+    assert "4 labs graded (4 because the course secret changed)" in capsys.readouterr().out
+    assert results.read_student(out, "alice").labs["lab1"].hidden_inputs["seed"] != seed["seed"]
+    assert cli.main(grade + ["--secret-file", str(secret)]) == 0
+    assert "nothing to grade" in capsys.readouterr().out
+
+
+# --- one identity: a roster draws a folder's hidden inputs for the email Gradescope uses ---------------------------
+
+
+def test_a_roster_draws_a_students_hidden_inputs_for_their_email_as_gradescope_does(grader, classroom, tmp_path, capsys):
+    from autograder.roster import read_roster
+    from autograder.seeding import student_seed
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,name,email\nalice,Alice Liddell,Alice@Example.edu\nbob,Bob Dylan,bob@example.edu\n")
+    out = tmp_path / "results"
+    summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader, roster=read_roster(roster))
+    assert summary.not_in_roster == ["carol", "dave"]
+    alice = results.read_student(out, "alice").labs["lab1"]
+    assert alice.hidden_inputs["seed"] == str(student_seed("alice@example.edu", grader.secret))
+    carol = results.read_student(out, "carol").labs["lab1"]
+    assert carol.hidden_inputs["seed"] == str(student_seed("carol", grader.secret))
+
+    metadata = tmp_path / "submission_metadata.json"  # Gradescope's, for the same student
+    metadata.write_text(json.dumps({"users": [{"email": "alice@example.edu", "id": 5}]}))
+    target = tmp_path / "results.json"
+    assert cli.main(["grade", str(classroom / "alice.py"), "--lab", "lab1", "--gradescope", str(target),
+                     "--metadata", str(metadata), "--quiet"]) == 0
+    assert json.loads(target.read_text())["extra_data"]["lab1"]["hidden_inputs"]["seed"] == alice.hidden_inputs["seed"]
+
+    summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)  # without the roster: other inputs
+    assert summary.reasons == {"the hidden inputs are drawn for another identity or seed": 2}
+
+
+def test_a_roster_that_cannot_be_used_is_refused_with_what_to_fix(tmp_path):
+    from autograder.roster import RosterError, read_roster
+
+    cases = {"name,email\nada,a@x\n": "has no 'student' column",
+             "student,email\nada,a@x\nada,b@x\n": "lists 'ada' twice",
+             "student,email\nada,a@x\nben,A@x\n": "gives a@x to more than one student",
+             "student,email\n,a@x\n": "Line 2 of the roster"}
+    for text, problem in cases.items():
+        path = tmp_path / "roster.csv"
+        path.write_text(text)
+        with pytest.raises(RosterError, match=problem):
+            read_roster(path)
+    with pytest.raises(RosterError, match="does not exist"):
+        read_roster(tmp_path / "missing.csv")
+    path.write_bytes("\ufeffstudent,name\nada,Ada Lovelace\n".encode())  # Excel's byte-order mark
+    assert read_roster(path).name("ada") == "Ada Lovelace"
+
+
+# --- several files that could be a lab's: the most complete, then the newest, and the student is told which ---------
+
+
+STUB = (ROOT / "labs" / "lab1_attention.ipynb")
+
+
+def test_the_most_complete_file_then_the_newest_is_graded_and_the_student_is_told(grader, tmp_path):
+    import os
+
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    shutil.copy(REFERENCE, folder / "lab1_attention.py")
+    shutil.copy(STUB, folder / "lab1_attention (1).ipynb")  # newer, but only the lab's stubs
+    os.utime(folder / "lab1_attention.py", (1_000_000, 1_000_000))
+    record = grader.grade_student("ada", sorted(folder.iterdir()))
+    lab = record.labs["lab1"]
+    assert lab.file_name == "lab1_attention.py" and lab.score == lab.max_score
+    assert lab.candidates == ["lab1_attention (1).ipynb", "lab1_attention.py"]
+    shown = results.gradescope(record)["output"]
+    assert "lab1: graded lab1_attention.py, chosen among the 2 files" in shown and results.CHOICE_RULE in shown
+
+    shutil.copy(ROOT / "autograder" / "catalogue" / "lab1" / "faulty_softmax_over_queries.py", folder / "old.py")
+    os.utime(folder / "old.py", (2_000_000, 2_000_000))  # complete too, and newer than the reference
+    lab = grader.grade_student("ada", sorted(folder.iterdir())).labs["lab1"]
+    assert lab.file_name == "old.py" and lab.score < lab.max_score
+    single = grader.grade_student("ada", [folder / "lab1_attention.py"])
+    assert results.gradescope(single)["output"].startswith("lab1: graded lab1_attention.py.")
+
+
+def test_a_stub_is_told_from_an_implementation(grader):
+    from autograder.extract import load_submission
+    from autograder.grade import implemented
+
+    wanted = set(grader.modules["lab1"].LAB.functions)
+    assert implemented(load_submission(STUB), wanted) == set()
+    assert implemented(load_submission(REFERENCE), wanted) == wanted

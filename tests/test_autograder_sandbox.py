@@ -28,10 +28,24 @@ TIGHT = Limits(call_seconds=1.5, load_seconds=2, submission_seconds=20, memory_b
 CORRECT_MERGE = "def merge_heads(x):\n    B, H, T, Dh = x.shape\n    return x.transpose(1, 2).reshape(B, T, H * Dh)\n"
 
 
+# Planted in the grader's environment before its worker starts, as an instructor's shell would hold them.
+PLANTED = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "GITHUB_TOKEN": "ghp_planted0by0the0tests",
+           "PYTHONPATH": "/planted/by/the/tests"}
+
+
 @pytest.fixture(scope="module")
 def grader():
-    with Grader(["lab1"]) as grader:
-        yield grader
+    saved = {name: os.environ.get(name) for name in PLANTED}
+    os.environ.update(PLANTED)
+    try:
+        with Grader(["lab1"]) as grader:
+            yield grader
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def write(tmp_path: Path, name: str, source: str) -> Path:
@@ -171,6 +185,23 @@ def test_processes_a_submission_leaves_run_while_it_is_graded_and_are_killed_aft
             break
         time.sleep(0.1)
     assert audit.processes_with(marker) == []
+
+
+def test_a_submission_sees_only_the_allowed_environment_and_no_planted_credential(grader):
+    import json
+
+    entry = audit.CATALOGUE / "hostile" / "prints_the_environment.py"
+    record = grader.grade_lab("lab1", entry, TIGHT)
+    assert record.score == 0
+    dumps = [json.loads(line.split(" ", 1)[1]) for line in record.output.splitlines() if line.startswith("ENVIRONMENT {")]
+    assert dumps, record.output[-500:]
+    seen = set().union(*dumps)
+    assert seen <= isolation.ALLOWED_ENVIRONMENT, sorted(seen - isolation.ALLOWED_ENVIRONMENT)
+    assert not set(PLANTED) & seen
+    everything = json.dumps(record.to_dict())
+    for value in PLANTED.values():
+        assert value not in everything
+    assert "PATH" in seen and dumps[0]["OMP_NUM_THREADS"] == "1"  # what Python and torch need is still there
 
 
 def test_the_bubblewrap_command_line_binds_only_what_the_worker_needs(tmp_path):

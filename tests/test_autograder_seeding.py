@@ -120,3 +120,49 @@ def test_a_regrade_with_the_recorded_seed_draws_the_same_inputs(tmp_path, capsys
     assert [(t["name"], t["status"], t["output"]) for t in a["tests"]] == [(t["name"], t["status"], t["output"])
                                                                            for t in b["tests"]]
     capsys.readouterr()
+
+
+def test_the_first_run_creates_a_course_secret_outside_the_repository_and_later_runs_reuse_it(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    home = tmp_path / "config"
+    monkeypatch.setenv(seeding.HOME_ENV, str(home))
+    assert seeding.course_secret(create=False) is None
+    first = seeding.course_secret()
+    assert first.created and first.path == home / "courses" / "llm-internals" / "secret"
+    assert stat.S_IMODE(os.stat(first.path).st_mode) == 0o600 and len(first.value) >= 32
+    again = seeding.course_secret()
+    assert (again.value, again.created) == (first.value, False)
+    assert seeding.course_secret("term-2").value != first.value  # another course, another secret
+    monkeypatch.delenv(seeding.HOME_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert seeding.course_secret_path() == tmp_path / "xdg" / "llm-grade" / "courses" / "llm-internals" / "secret"
+    assert ROOT not in seeding.course_secret_path().parents
+    with pytest.raises(seeding.SecretError, match="cannot name a folder"):
+        seeding.course_secret_path("../elsewhere")
+
+
+def test_without_a_secret_file_the_course_secret_draws_the_inputs_and_a_recorded_seed_still_regrades(tmp_path, capsys):
+    first = tmp_path / "first.json"
+    assert cli.main(["grade", str(FAULTY), "--lab", "lab1", "--out", str(tmp_path / "class"), "--quiet"]) == 0
+    created = capsys.readouterr().err
+    assert "Created the course secret in" in created and "no course secret" not in created
+    secret = seeding.course_secret(create=False).value
+    stored = json.loads((tmp_path / "class" / "students" / f"{FAULTY.stem}.json").read_text())
+    inputs = stored["labs"]["lab1"]["hidden_inputs"]
+    assert inputs == {"seed": str(student_seed(FAULTY.stem, secret)), "source": "secret and student id"}
+    # Anyone with the code alone, without the secret, draws other inputs for the same student.
+    assert str(student_seed(FAULTY.stem, None)) != inputs["seed"]
+    assert cli.main(["grade", str(FAULTY), "--lab", "lab1", "--gradescope", str(first), "--seed", inputs["seed"],
+                     "--quiet"]) == 0
+    assert json.loads(first.read_text())["extra_data"]["lab1"]["hidden_inputs"] == {"seed": inputs["seed"],
+                                                                                   "source": "given"}
+    capsys.readouterr()
+
+
+def test_a_gradescope_run_never_creates_a_secret_of_its_own(tmp_path, capsys):
+    target = tmp_path / "results.json"
+    assert cli.main(["grade", str(FAULTY), "--lab", "lab1", "--gradescope", str(target), "--quiet"]) == 0
+    assert "no course secret" in capsys.readouterr().err
+    assert seeding.course_secret(create=False) is None

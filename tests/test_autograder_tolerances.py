@@ -30,7 +30,25 @@ def test_the_evidence_covers_every_numeric_check_and_dtype(measured):
                       "max_pool"):
             assert (check, dtype) in covered
     assert {("self_attention", "float32"), ("embed_sentences", "float32"), ("add_tokens: new rows", "float32")} <= covered
-    assert all(r.cases >= 3 and r.correct_by and r.mistake_by for r in measured if r.check != "max_pool" or r.correct)
+    assert all(r.cases >= 3 and r.correct_by and r.mistake_by for r in measured)
+
+
+def test_why_names_the_worst_correct_implementation_even_where_all_are_exact(measured):
+    max_pool = [r for r in measured if r.check == "max_pool"]
+    assert max_pool and all(r.correct_by for r in max_pool)
+    exact = [r for r in max_pool if r.correct == 0]
+    assert exact and "every correct implementation is exact" in exact[0].why()
+    assert "worst correct: " in measured[0].why() and ": ;" not in " ".join(r.why() for r in measured)
+
+
+def test_write_never_writes_inside_an_installed_package(tmp_path, monkeypatch):
+    assert tolerances.write_target(tmp_path / "evidence.json") == tmp_path / "evidence.json"
+    assert tolerances.write_target(None) == tolerances.RECORD  # a checkout: its own record
+    installed = tmp_path / "lib" / "python3.11" / "site-packages"
+    monkeypatch.setattr(tolerances, "RECORD", installed / "autograder" / "specs" / "tolerances.json")
+    monkeypatch.setattr(tolerances, "ROOT", installed)
+    with pytest.raises(tolerances.RecordError, match="installed as a package"):
+        tolerances.write_target(None)
 
 
 def test_the_recorded_evidence_matches_the_tolerances_in_force():

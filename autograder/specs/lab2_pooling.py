@@ -51,6 +51,10 @@ class EncodedTexts(Texts):
     def expected(self) -> torch.Tensor:
         return encode(self.texts)
 
+    def drawn_texts(self) -> tuple[str, ...]:
+        """The drawn texts: never shown in feedback (autograder.spec.redact)."""
+        return self.texts
+
 
 def write_saved() -> None:
     """Save sentence-transformers' embeddings of the lab's own texts with the course (book/labs/data/)."""

@@ -31,6 +31,11 @@ POOLS = {
 }
 
 
+# How feedback names a drawn string of each pool (it never quotes one: book.labs.lab3.AddCase.quote).
+KINDS = {"mixed-case": "a mixed-case word", "angle": "an angle-bracket tag", "common": "a word that is one token already",
+         "rare": "a rare word", "model-name": "a model name", "non-ascii": "a non-ASCII word"}
+
+
 def _fresh(tokenizer, draw, pool: str, taken: set[str]) -> str:
     """A string of ``pool`` that the tokenizer splits into several pieces (a new token), not taken yet."""
     options = [s for s in POOLS[pool] if s not in taken and not lab3.is_token(tokenizer, s)]
@@ -62,20 +67,26 @@ def drawn_case(template: AddCase, draw) -> AddCase:
     if name == "minilm":
         mixed = fresh("mixed-case")
         strings = (mixed, _existing(tokenizer, draw), fresh("rare"), mixed, fresh("model-name"), _existing(tokenizer, draw))
+        kinds = (KINDS["mixed-case"], KINDS["common"], KINDS["rare"], f"{KINDS['mixed-case']}, repeated",
+                 KINDS["model-name"], KINDS["common"])
         sentences = ()
     elif name == "smollm2":
         tag, mixed = fresh("angle"), fresh("mixed-case")
         strings = (mixed, tag, _existing(tokenizer, draw), fresh("rare"), tag, fresh("non-ascii"))
+        kinds = (KINDS["mixed-case"], KINDS["angle"], KINDS["common"], KINDS["rare"], f"{KINDS['angle']}, repeated",
+                 KINDS["non-ascii"])
         sentences = (f"We {tag} about {mixed}.",)
     elif name == "smollm2-special":
         marker = draw.choice(POOLS["marker"])
         strings = (f"<|{marker}_start|>", f"<|{marker}_end|>")
+        kinds = ("an opening special marker", "a closing special marker")
         sentences = (f"one {strings[0]}two{strings[1]} three",)
     else:  # minilm-special
         entity = draw.choice(POOLS["entity"])
         strings = (f"[{entity}]", f"[/{entity}]")
+        kinds = ("an opening bracketed tag", "a closing bracketed tag")
         sentences = (f"the {strings[0]} paris {strings[1]} city",)
-    return AddCase(case.role, strings, case.special, sentences, hidden=True)
+    return AddCase(case.role, strings, case.special, sentences, hidden=True, kinds=kinds)
 
 
 

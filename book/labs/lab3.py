@@ -32,11 +32,37 @@ class AddCase:
     strings: tuple[str, ...]
     special: bool = False
     sentences: tuple[str, ...] = ()  # also encoded and decoded afterwards
-    hidden: bool = False  # drawn for one student: the label does not list the strings
+    hidden: bool = False  # drawn for one student: feedback describes its strings, never quotes them
+    kinds: tuple[str, ...] = ()  # a hidden case's kind of each string ("a mixed-case word"), what feedback says instead
 
     def label(self) -> str:
         strings = f"{len(self.strings)} hidden strings" if self.hidden else str(list(self.strings))
         return f"add_tokens({MODELS[self.role]} tokenizer, model, {strings}{', special=True' if self.special else ''})"
+
+    def quote(self, text: str) -> str:
+        """``text`` as feedback names it: quoted for a public case; for a hidden one, its place and kind
+        ("hidden string 2 (an angle-bracket tag)", "hidden sentence 1"), so that no drawn input is ever shown."""
+        if not self.hidden:
+            return repr(text)
+        if text in self.strings:
+            index = self.strings.index(text)
+            kind = f" ({self.kinds[index]})" if index < len(self.kinds) else ""
+            return f"hidden string {index + 1}{kind}"
+        if text in self.sentences:
+            return f"hidden sentence {self.sentences.index(text) + 1}"
+        return "a hidden text"
+
+    def quote_all(self, texts) -> str:
+        return "[" + ", ".join(self.quote(t) for t in texts) + "]"
+
+    def drawn_texts(self) -> tuple[str, ...]:
+        """What the grader removes from any feedback on this case (autograder.spec.redact): a hidden case's texts."""
+        return self.strings + self.sentences if self.hidden else ()
+
+    def ids(self, ids: list[int]) -> str:
+        """Token ids of a string as feedback shows them: for a hidden string, only how many (its pieces' ids would
+        spell it out)."""
+        return f"{len(ids)} ids" if self.hidden else str(ids)
 
 
 CASES = {
@@ -78,8 +104,9 @@ def expectation(case: AddCase) -> dict:
                         torch.zeros_like(means[s])),
                   Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "
                         "default), not the mean of the rows of this string's own pieces.", average),
-                  Cause(f"the row is the row of its first piece ({pieces[s][0]}): average the rows of all its pieces "
-                        f"{pieces[s]}.", weight[pieces[s][0]].double()),
+                  Cause(f"the row is the row of its first piece: average the rows of all its {len(pieces[s])} pieces."
+                        if case.hidden else f"the row is the row of its first piece ({pieces[s][0]}): average the rows "
+                        f"of all its pieces {pieces[s]}.", weight[pieces[s][0]].double()),
                   Cause("the row is the sum of its pieces' rows: divide by their number (take the mean).",
                         weight[torch.tensor(pieces[s])].double().sum(dim=0))] for s in new}
     generator = torch.Generator().manual_seed(zlib.crc32(repr(case.strings).encode()))
@@ -124,8 +151,8 @@ def check_ids(student, case: AddCase) -> None:
     case, expected, ids, _ = add(student, case)
     fresh = {s: token_id for s, token_id in zip(case.strings, ids) if s in expected["new"]}
     if len(set(fresh.values())) != len(fresh) or any(i < expected["old"] for i in fresh.values()):
-        raise Mismatch(f"{case.label()}: the new strings {expected['new']} got ids {list(fresh.values())}; each new token "
-                       f"needs its own id, from {expected['old']} (the old vocabulary size) up.")
+        raise Mismatch(f"{case.label()}: the new strings {case.quote_all(expected['new'])} got ids {list(fresh.values())}; "
+                       f"each new token needs its own id, from {expected['old']} (the old vocabulary size) up.")
 
 
 @RULES.add("existing_and_repeated_strings", "add_tokens",
@@ -147,10 +174,13 @@ def check_existing_and_repeated(student, case: AddCase) -> None:
     first = {}
     for s, token_id in zip(case.strings, ids):
         if s in expected["existing"] and token_id != expected["existing"][s]:
-            raise Mismatch(f"{case.label()}: {s!r} is already token {expected['existing'][s]}, but {token_id} was returned; "
+            raise Mismatch(f"{case.label()}: {case.quote(s)} is already a token, but another id was returned; do not add "
+                           "a string that already encodes to one id." if case.hidden else
+                           f"{case.label()}: {s!r} is already token {expected['existing'][s]}, but {token_id} was returned; "
                            "do not add a string that already encodes to one id.")
         if s in first and first[s] != token_id:
-            raise Mismatch(f"{case.label()}: {s!r} appears twice and got two ids, {first[s]} and {token_id}: add it once.")
+            raise Mismatch(f"{case.label()}: {case.quote(s)} appears twice and got two ids, {first[s]} and {token_id}: "
+                           "add it once.")
         first.setdefault(s, token_id)
     size, grown = observed["tokenizer"]["len"], expected["old"] + len(expected["new"])
     if size != grown:
@@ -165,8 +195,8 @@ def check_encodes_to_one_id(student, case: AddCase) -> None:
     case, _, ids, observed = add(student, case)
     for s, token_id, encoded in zip(case.strings, ids, observed["tokenizer"]["encode"]):
         if encoded != [token_id]:
-            raise Mismatch(f"{case.label()}: afterwards {s!r} encodes to {encoded}, expected [{token_id}]. Add it with "
-                           "tokenizer.add_tokens (an uncased tokenizer needs a normalized token).")
+            raise Mismatch(f"{case.label()}: afterwards {case.quote(s)} encodes to {case.ids(encoded)}, expected "
+                           f"[{token_id}]. Add it with tokenizer.add_tokens (an uncased tokenizer needs a normalized token).")
 
 
 @RULES.add("embeddings_resized", "add_tokens",
@@ -209,11 +239,12 @@ def check_new_rows(student, case: AddCase) -> None:
         if s not in expected["new"]:
             continue
         if token_id not in rows:
-            raise Mismatch(f"{case.label()}: there is no embedding row {token_id} for {s!r}: resize the embeddings to "
-                           "len(tokenizer).")
+            raise Mismatch(f"{case.label()}: there is no embedding row {token_id} for {case.quote(s)}: resize the "
+                           "embeddings to len(tokenizer).")
         try:
             check_close(rows[token_id], expected["means"][s],
-                        f"{case.label()}: the row of {s!r} (the mean of the rows of its pieces {expected['pieces'][s]})",
+                        f"{case.label()}: the row of {case.quote(s)} (the mean of the rows of its pieces "
+                        f"{case.ids(expected['pieces'][s])})",
                         dtype=rows[token_id].dtype, dims="(D,)", causes=expected["causes"][s])
         except Mismatch as mismatch:
             if "Likely cause" in str(mismatch):
@@ -242,13 +273,14 @@ def check_special(student, case: AddCase) -> None:
     tokenizer = observed["tokenizer"]
     for s, token_id, encoded in zip(case.strings, ids, tokenizer["encode"]):
         if encoded != [token_id]:
-            raise Mismatch(f"{case.label()}: afterwards {s!r} encodes to {encoded}, expected [{token_id}].")
+            raise Mismatch(f"{case.label()}: afterwards {case.quote(s)} encodes to {case.ids(encoded)}, expected [{token_id}].")
     for text, decoded in zip(case.strings + case.sentences, tokenizer["decode_skipping_special"]):
         shown = [s for s in case.strings if s.lower() in decoded.lower()]  # an uncased tokenizer decodes "[ENT]" as "[ent]"
         if not shown:
             continue
-        raise Mismatch(f"{case.label()}: with special=True the tokens must be special, but decode(encode({text!r}), "
-                       f"skip_special_tokens=True) still shows them: {decoded!r}. Likely cause: the tokenizer does not "
+        shows = f"still shows them: {decoded!r}" if not case.hidden else "still shows them"
+        raise Mismatch(f"{case.label()}: with special=True the tokens must be special, but decode(encode({case.quote(text)}), "
+                       f"skip_special_tokens=True) {shows}. Likely cause: the tokenizer does not "
                        "know them as special tokens. Add them with tokenizer.add_special_tokens as AddedToken(..., "
                        "special=True, normalized=False): with normalized=True an uncased tokenizer such as MiniLM's "
                        "lowercases them, and no longer knows them as special.")
@@ -276,7 +308,8 @@ def check_ordinary_tokens_are_kept_by_decode(student, case: AddCase) -> None:
     for text, decoded in zip(case.strings, observed["tokenizer"]["decode_skipping_special"]):
         # Only ASCII strings: a byte-level tokenizer decodes an added non-ASCII token byte by byte ("Gödel" -> "G�del").
         if text in expected["new"] and text.isascii() and decoded.strip() != text:
-            raise Mismatch(f"{case.label()}: {text!r} decodes to {decoded!r} with skip_special_tokens=True: without "
+            decodes = f"decodes to {decoded!r}" if not case.hidden else "decodes to something else"
+            raise Mismatch(f"{case.label()}: {case.quote(text)} {decodes} with skip_special_tokens=True: without "
                            "special=True, add ordinary tokens.")
 
 
