@@ -92,6 +92,9 @@ def secret_from(parser: argparse.ArgumentParser, args) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder import timeline
+
+    timeline.mark("command line read")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
         known = ", ".join(VERBS)

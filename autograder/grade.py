@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import cli, results, specs
+from autograder import cli, results, specs, timeline
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
 from autograder.sandbox import Limits, Sandbox
@@ -164,9 +164,12 @@ class Grader:
         failure = []
         worker = threading.Thread(target=lambda: _capture(self.sandbox.start, failure), daemon=True)
         worker.start()
+        timeline.mark("truths started")
         for lab, module in self.modules.items():
             module.prepare(self.tests[lab])
+        timeline.mark("truths ready")
         worker.join()
+        timeline.mark("sandbox ready")
         if failure:
             raise failure[0]
         self.started = True
@@ -399,6 +402,7 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    timeline.mark("grader imported")
     parser = argparse.ArgumentParser(prog="llm-grade grade", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
     cli.lab_option(parser)
@@ -417,7 +421,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="PATH is one student's folder (a notebook per lab), a class folder (a file or a folder per "
                              "student), or auto (the default: told apart by what the files define; the run says which)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--timings", type=Path, help="write where this run's time went to this file (JSON: moments in "
+                                                      "seconds since the process started, the grader's and the worker's)")
     args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    finally:
+        if args.timings:
+            timeline.write(args.timings)
+
+
+def _main(parser: argparse.ArgumentParser, args) -> int:
     secret = cli.secret_from(parser, args)
     if secret is None and args.seed is None:
         print("Note: no course secret (--secret-file): hidden inputs are drawn from each student's id alone, which "
@@ -435,10 +449,13 @@ def main(argv: list[str] | None = None) -> int:
             with Grader(labs, limits, args.isolation, secret, args.seed) as grader:
                 files = [args.path] if args.path.is_file() else student_files(args.path)
                 record = grader.grade_student(student or (args.path.stem if args.path.is_file() else "submission"), files)
+                timeline.mark("graded")
         except IsolationError as error:
             print(error, file=sys.stderr)
             return 2
+        timeline.mark("sandbox closed")
         results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
+        timeline.mark("results written")
         print(f"{record.score:g} / {record.max_score:g} points; wrote {args.gradescope}")
         return 0
 

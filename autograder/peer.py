@@ -151,6 +151,7 @@ class Graded:
     tests: dict[str, float]
     seconds: float
     max_score: float = 0.0
+    moments: dict[str, float] = field(default_factory=dict)  # a cold run's timeline (seconds since it started)
 
 
 def run_otter(otter: str, archive: Path, submission: Path, out: Path) -> Graded:
@@ -169,14 +170,19 @@ def llm_grade(*args: str) -> list[str]:
 
 
 def run_cold(submission: Path, out: Path, lab: str) -> Graded:
-    """One cold ``llm-grade grade --gradescope`` process on one submission: start to exit, results written."""
+    """One cold ``llm-grade grade --gradescope`` process on one submission: start to exit, results written.
+
+    Its moments (:mod:`autograder.timeline`) are kept in ``Graded.moments``.
+    """
+    timings = out.with_suffix(".timings.json")
     started = time.perf_counter()
-    subprocess.run(llm_grade(str(submission), "--lab", lab, "--gradescope", str(out)), check=True,
-                   capture_output=True, text=True)
+    subprocess.run(llm_grade(str(submission), "--lab", lab, "--gradescope", str(out), "--timings", str(timings)),
+                   check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     data = json.loads(out.read_text())
+    moments = dict(json.loads(timings.read_text())["moments"])
     return Graded(float(data["score"]), {t["name"]: float(t["score"]) for t in data["tests"]}, seconds,
-                  float(data["max_score"]))
+                  float(data["max_score"]), moments)
 
 
 def run_batch(folder: Path, out: Path, lab: str, jobs: int) -> tuple[dict[str, Graded], float]:
@@ -202,6 +208,7 @@ class PeerReport:
     otter_seconds: list[float] = field(default_factory=list)  # one `otter run` per submission
     cold_seconds: list[float] = field(default_factory=list)  # one cold `llm-grade --gradescope` per submission
     batch_seconds: float = 0.0  # one `llm-grade grade` of the whole folder
+    cold_moments: list[dict[str, float]] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)  # submissions the graders scored differently, and how
     scores: dict[str, float] = field(default_factory=dict)  # each submission's score (the same in both when they agree)
     max_score: float = 0.0
@@ -243,6 +250,7 @@ def peer(otter: str, count: int = 14, lab: str = "lab1", jobs: int = 2, keep: Pa
             cold = run_cold(path, folder / "cold" / f"{path.stem}.json", lab)
             report.otter_seconds.append(theirs.seconds)
             report.cold_seconds.append(cold.seconds)
+            report.cold_moments.append(cold.moments)
             report.scores[path.stem], report.max_score = cold.score, cold.max_score
             for grader, ours in (("cold", cold), ("batch", batch.get(path.stem))):
                 if ours is None:
@@ -256,6 +264,37 @@ def peer(otter: str, count: int = 14, lab: str = "lab1", jobs: int = 2, keep: Pa
     return report
 
 
+def median_timeline(runs: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[str, float]]:
+    """The median wall time and the median of each moment over several cold runs (moments every run has)."""
+    common = set.intersection(*(set(moments) for _, moments in runs))
+    return (statistics.median(seconds for seconds, _ in runs),
+            {m: statistics.median(moments[m] for _, moments in runs) for m in common})
+
+
+def print_breakdown(title: str, total: float, moments: dict[str, float], out=print) -> None:
+    """Where one cold run's time went: the grader's and the worker's spans, side by side in time."""
+    from autograder.timeline import breakdown
+
+    out(f"{title}: {total:.2f} s from process start to exit (medians)")
+    out(f"  {'lane':7} {'from s':>6} {'takes s':>7}  what")
+    for lane, what, start, seconds in breakdown(moments, total):
+        out(f"  {lane:7} {start:6.2f} {seconds:7.2f}  {what}")
+
+
+def cold_labs(labs: list[str], runs: int = 3) -> dict[str, tuple[float, dict[str, float]]]:
+    """Cold runs of every lab on its reference solution: the median wall time and moments of each."""
+    from autograder import specs
+    from book import ROOT
+
+    measured = {}
+    with tempfile.TemporaryDirectory(prefix="llm-grade-cold-") as temporary:
+        for lab in labs:
+            reference = ROOT / specs.load(lab).LAB.reference
+            graded = [run_cold(reference, Path(temporary) / f"{lab}-{i}.json", lab) for i in range(runs)]
+            measured[lab] = median_timeline([(g.seconds, g.moments) for g in graded])
+    return measured
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.peer", description=__doc__.splitlines()[0])
     parser.add_argument("--otter", default=shutil.which("otter"), help="the otter command (default: the one on PATH)")
@@ -263,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submissions", type=int, default=14, help="how many (half correct, half a classic mistake)")
     parser.add_argument("--jobs", type=int, default=2, help="students side by side in llm-grade's batch (default 2)")
     parser.add_argument("--keep", type=Path, help="write the assignment, submissions and results here")
+    parser.add_argument("--cold-runs", type=int, default=3, help="cold runs of each lab's reference for the breakdowns")
     args = parser.parse_args(argv)
     if not args.otter or not Path(args.otter).exists():
         parser.error("otter-grader is not installed: `make bench-otter` installs it into .venv-otter, or give --otter.")
@@ -273,11 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'otter run (a process each)':34} {report.otter:8.2f}")
     print(f"{'llm-grade, cold (a process each)':34} {report.cold:8.2f} {report.otter / report.cold:17.1f}x")
     print(f"{'llm-grade, batch (one run)':34} {report.batch:8.2f} {report.otter / report.batch:17.1f}x")
+    print_breakdown(f"\nOne cold llm-grade run of {args.lab}", *median_timeline(
+        [(s, m) for s, m in zip(report.cold_seconds, report.cold_moments)]))
+    from autograder import specs
+
+    for lab, (total, moments) in cold_labs([lab for lab in specs.select("all") if lab != args.lab],
+                                           args.cold_runs).items():
+        print_breakdown(f"\nOne cold llm-grade run of {lab} (its reference solution, {args.cold_runs} runs)", total,
+                        moments)
     if report.disagreements:
-        print("The graders disagree:\n  " + "\n  ".join(report.disagreements))
+        print("\nThe graders disagree:\n  " + "\n  ".join(report.disagreements))
         return 1
     full = sum(score == report.max_score for score in report.scores.values())
-    print(f"Same scores, test by test, on all {report.submissions} submissions ({full} with full marks, "
+    print(f"\nSame scores, test by test, on all {report.submissions} submissions ({full} with full marks, "
           f"{report.submissions - full} with a mistake that costs points).")
     return 0
 
