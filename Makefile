@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test test-book bench-build bench-reading bench-load bench-grading bench-gradescope sync clean
+.PHONY: install book test test-book bench-build bench-reading bench-load bench-grading bench-gradescope bench-otter sync clean
 
 $(STAMP): pyproject.toml instructor/pyproject.toml package-lock.json scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -55,3 +55,9 @@ bench-grading: $(STAMP)
 bench-gradescope: $(STAMP)
 	bash scripts/setup_sandbox.sh
 	$(PY) scripts/bench_gradescope.py
+
+## Grade lab 1 with otter-grader (installed into .venv-otter on first use) and with llm-grade, side by side on the same submissions: otter run per submission, llm-grade cold per submission and in a batch, the ratios, and whether the scores agree.
+bench-otter: $(STAMP)
+	bash scripts/setup_sandbox.sh
+	VENV=$(VENV) bash scripts/setup_otter.sh
+	$(PY) -m autograder.peer --otter .venv-otter/bin/otter

@@ -124,6 +124,9 @@ def secret_from(parser: argparse.ArgumentParser, args, create: bool = True) -> s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder import timeline
+
+    timeline.mark("command line read")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(usage())

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import cli, resume, results, specs
+from autograder import cli, resume, results, specs, timeline
 from autograder.extract import SUFFIXES, Submission, SubmissionError, load_submission
 from autograder.isolation import IsolationError, Protections
 from autograder.roster import Roster, RosterError, read_roster
@@ -174,9 +174,12 @@ class Grader:
         failure = []
         worker = threading.Thread(target=lambda: _capture(self.sandbox.start, failure), daemon=True)
         worker.start()
+        timeline.mark("truths started")
         for lab, module in self.modules.items():
             module.prepare(self.tests[lab])
+        timeline.mark("truths ready")
         worker.join()
+        timeline.mark("sandbox ready")
         if failure:
             raise failure[0]
         self.started = True
@@ -549,6 +552,7 @@ def grade_folder(path: Path, out: Path, labs: str | list[str] = "all", jobs: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    timeline.mark("grader imported")
     parser = cli.parser("grade")
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), a student's folder, or a folder of them")
     cli.lab_option(parser)
@@ -570,7 +574,17 @@ def main(argv: list[str] | None = None) -> int:
                                                     "kept): hidden inputs are drawn for each student's email, as on "
                                                     "Gradescope, and the gradebook lists every student of the roster")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--timings", type=Path, help="write where this run's time went to this file (JSON: moments in "
+                                                      "seconds since the process started, the grader's and the worker's)")
     args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    finally:
+        if args.timings:
+            timeline.write(args.timings)
+
+
+def _main(parser: argparse.ArgumentParser, args) -> int:
     # A course secret is created on a class's first run; never inside a Gradescope container (each would draw its own),
     # nor for a regrade on a recorded --seed, which does not need one.
     secret = cli.secret_from(parser, args, create=not args.gradescope and args.seed is None)
@@ -594,10 +608,13 @@ def main(argv: list[str] | None = None) -> int:
             with Grader(labs, limits, args.isolation, secret, args.seed) as grader:
                 files = [args.path] if args.path.is_file() else student_files(args.path)
                 record = grader.grade_student(student or (args.path.stem if args.path.is_file() else "submission"), files)
+                timeline.mark("graded")
         except IsolationError as error:
             print(error, file=sys.stderr)
             return 2
+        timeline.mark("sandbox closed")
         results.atomic_write(args.gradescope, json.dumps(results.gradescope(record), indent=1) + "\n")
+        timeline.mark("results written")
         print(f"{record.score:g} / {record.max_score:g} points; wrote {args.gradescope}")
         return 0
 

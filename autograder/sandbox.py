@@ -58,7 +58,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from autograder import isolation
+from autograder import isolation, timeline
 from autograder.extract import Submission
 from autograder.isolation import Protections
 
@@ -160,6 +160,7 @@ class Sandbox:
         if self._process is not None:
             return
         started = time.monotonic()
+        timeline.mark("sandbox starting")
         bwrap, reason = isolation.choose(self.isolation)
         self._home = tempfile.mkdtemp(prefix="llm-grade-zygote-")
         os.chmod(self._home, 0o711)  # children (nobody) may walk through to their own folder, not list it
@@ -207,6 +208,7 @@ class Sandbox:
             models = [resolve(role.partition(":")[0]).location for role in self.preload]
             command = isolation.command(command, bwrap=bwrap, workroot=Path(self.workroot), private=Path(private),
                                         models=models)
+        timeline.mark("worker launched")
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], cwd=self.workroot, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         theirs.close()
@@ -222,6 +224,8 @@ class Sandbox:
             tail = Path(self._home, "zygote.log").read_text(errors="replace")[-3000:]
             raise SandboxError(f"The grading worker could not start ({ready.get('error')}); its log ends with:\n{tail}")
         ours.settimeout(30)
+        for moment, when in ready.get("moments", {}).items():
+            timeline.mark(f"worker: {moment}", when)
         with self._lock:
             self._control = ours
         self.generation += 1

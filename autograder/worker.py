@@ -95,8 +95,11 @@ def _vm_size() -> int:
     return 0
 
 
-def preload(names: list[str], imports: list[str]) -> dict:
-    """Import the libraries and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once."""
+def preload(names: list[str], imports: list[str], moments: dict | None = None) -> dict:
+    """Import the libraries and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once.
+
+    ``moments`` receives when the imports were done (wall clock), for the grader's timeline.
+    """
     import importlib
 
     import tokenizers  # noqa: F401
@@ -109,6 +112,8 @@ def preload(names: list[str], imports: list[str]) -> dict:
             importlib.import_module(module)
         except Exception:  # noqa: BLE001 - a missing optional library only costs the child its import
             pass
+    if moments is not None:
+        moments["imported"] = time.time()
     objects = {}
     if names:
         import book
@@ -444,8 +449,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
+    from autograder.timeline import process_start
+
+    moments = {"python started": process_start()}
     try:
-        objects = preload([r for r in args.preload.split(",") if r], [m for m in args.imports.split(",") if m])
+        objects = preload([r for r in args.preload.split(",") if r], [m for m in args.imports.split(",") if m], moments)
     except Exception as error:  # noqa: BLE001 - reported to the grader, which explains it
         control.send(json.dumps({"op": "failed", "error": f"{type(error).__name__}: {error}"}).encode())
         raise
@@ -454,8 +462,9 @@ def main(argv: list[str] | None = None) -> None:
     # would otherwise touch every object and copy the zygote's memory page by page.
     gc.collect()
     gc.freeze()
+    moments["ready"] = time.time()
     control.send(json.dumps({"op": "ready", "pid": os.getpid(), "seconds": time.monotonic() - started,
-                             "unprivileged": unprivileged, "root": os.geteuid() == 0}).encode())
+                             "unprivileged": unprivileged, "root": os.geteuid() == 0, "moments": moments}).encode())
     serve_zygote(control, objects, unprivileged)
 
 
