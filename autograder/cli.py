@@ -36,7 +36,8 @@ def usage() -> str:
 
 def parser(verb: str) -> argparse.ArgumentParser:
     """A verb's argument parser, described by its line of :data:`VERBS`."""
-    return argparse.ArgumentParser(prog=f"llm-grade {verb}", description=VERBS[verb][1].capitalize() + ".")
+    what = VERBS[verb][1]
+    return argparse.ArgumentParser(prog=f"llm-grade {verb}", description=what[:1].upper() + what[1:] + ".")
 
 
 # --- the options several verbs share, declared once --------------------------------------------------------------

@@ -58,7 +58,7 @@ class FolderSummary:
     not_in_roster: list[str] = field(default_factory=list)  # students with files but no row in the roster
 
     def why(self) -> str:
-        """Why the labs graded now were graded, e.g. "4 not graded yet, 2 because the course secret changed"."""
+        """Why the labs graded now were graded, e.g. "4 for the first time, 2 because the course secret changed"."""
         parts = [f"{count} {reason}" if reason == resume.NEW else f"{count} because {reason}"
                  for reason, count in sorted(self.reasons.items(), key=lambda item: -item[1])]
         return ", ".join(parts)

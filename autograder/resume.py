@@ -36,7 +36,7 @@ REASONS = {
     "spec": "the lab's tests changed",
     "tolerances": "the tolerances changed",
 }
-NEW = "not graded yet"
+NEW = "for the first time"
 UNRECORDED = "graded by an earlier llm-grade that did not record what decided the result"
 
 

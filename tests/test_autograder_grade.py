@@ -187,7 +187,7 @@ def test_a_changed_secret_grader_spec_or_tolerance_regrades_and_the_run_says_why
 
     out = tmp_path / "results"
     summary = grade_folder(classroom, out, ["lab1"], progress=False, grader=grader)
-    assert summary.reasons == {resume.NEW: 4} and summary.why() == "4 not graded yet"
+    assert summary.reasons == {resume.NEW: 4} and summary.why() == "4 for the first time"
     decided = results.read_student(out, "alice").labs["lab1"].decided_by
     assert set(decided) == set(resume.REASONS) and decided["secret"] is None  # this grader has no secret
     assert grade_folder(classroom, out, ["lab1"], progress=False, grader=grader).graded == 0
@@ -211,7 +211,7 @@ def test_the_command_line_regrades_everything_when_the_secret_changes(classroom,
     grade = ["grade", str(classroom), "--lab", "lab1", "--out", str(out), "--quiet"]
     assert cli.main(grade) == 0
     first = capsys.readouterr()
-    assert "Created the course secret in" in first.err and "4 labs graded (4 not graded yet)" in first.out
+    assert "Created the course secret in" in first.err and "4 labs graded (4 for the first time)" in first.out
     seed = results.read_student(out, "alice").labs["lab1"].hidden_inputs
     assert seed["source"] == "secret and student id"
     secret = tmp_path / "secret.txt"
