@@ -119,6 +119,8 @@ def preload(names: list[str], imports: list[str], moments: dict | None = None) -
         import book
         import book.models
 
+        draw_added_rows_only()  # lab 3's calls grow embedding matrices
+
         for name in names:
             # "decoder:vocabulary": the model without its layers (book.models.load_vocabulary_model), for a lab
             # whose functions only touch the embeddings; it shares the role's name with the full model.
@@ -130,6 +132,47 @@ def preload(names: list[str], imports: list[str], moments: dict | None = None) -
                 model(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))
             objects[f"{role}_tokenizer"], objects[f"{role}_model"] = tokenizer, model
     return objects
+
+
+def draw_added_rows_only() -> None:
+    """Make ``resize_token_embeddings`` draw random values for the added rows only, in this process.
+
+    transformers builds the grown matrix (V', D) as a new ``nn.Embedding``, whose constructor fills
+    every row from a normal distribution, fills them all again (``_init_weights``), then copies the V
+    old rows over the first V: two draws of V' x D values of which only the added rows survive. For
+    SmolLM2 (V = 49152, D = 576) that is 0.4 s of a lab 3 call, the bulk of grading one submission.
+    In the worker the draws are made for rows V on only: the matrix a submission gets is the same
+    (old rows copied, added rows from the same normal distribution, or set by ``mean_resizing``).
+    """
+    import torch
+    from transformers import PreTrainedModel, initialization
+
+    original = PreTrainedModel._get_resized_embeddings
+    if getattr(original, "added_rows_only", False):
+        return
+    torch_normal = initialization.TORCH_INIT_FUNCTIONS["normal_"]
+
+    def resized(self, old_embeddings, *args, **kwargs):
+        old = getattr(old_embeddings, "weight", None)
+        if not isinstance(old, torch.Tensor) or old.dim() != 2:
+            return original(self, old_embeddings, *args, **kwargs)
+        V, D = old.shape
+
+        def normal_(tensor, *a, **k):  # (V', D) -> only rows V: are kept
+            if tensor.dim() == 2 and tensor.shape[0] > V and tensor.shape[1] == D:
+                torch_normal(tensor[V:], *a, **k)
+                return tensor
+            return torch_normal(tensor, *a, **k)
+
+        saved = torch.nn.init.normal_
+        torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = normal_, normal_
+        try:
+            return original(self, old_embeddings, *args, **kwargs)
+        finally:
+            torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = saved, torch_normal
+
+    resized.added_rows_only = True
+    PreTrainedModel._get_resized_embeddings = resized
 
 
 def can_drop_privileges() -> bool:
