@@ -52,8 +52,10 @@ from autograder.wire import ErrorKind
 from book.labs.calls import linear_module, observe, references_in
 
 BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not import
-# Imported by the zygote so that a submission importing them does not pay for it in every child.
-COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "book.labs", "matplotlib.pyplot")
+# Imported by the zygote of a class run so that a submission importing them does not pay for it in every child (a
+# run that grades one submission imports only those it imports: autograder.grade.Grader).
+COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "book.labs", "matplotlib.pyplot", "tokenizers",
+                  "transformers")
 NOBODY = 65534  # the user whose rights a child gets when the grader runs as root
 # Each child gets a user id of its own with nobody's rights (no name, no groups, no files), so that a
 # submission cannot signal, trace or read the files of another submission graded at the same time.
@@ -96,18 +98,19 @@ def _vm_size() -> int:
 
 
 def preload(names: list[str], imports: list[str], moments: dict | None = None) -> dict:
-    """Import the libraries and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once.
+    """Import torch and ``imports``, and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once.
 
     ``moments`` receives when the imports were done (wall clock), for the grader's timeline.
     """
     import importlib
 
-    import tokenizers  # noqa: F401
     import torch
-    import transformers  # noqa: F401  (imported here so that no child pays for it)
 
+    if names:  # the models need them; a lab without models (lab 1) does not pay their imports (seconds)
+        import tokenizers  # noqa: F401
+        import transformers  # noqa: F401  (imported here so that no child pays for it)
     torch.set_num_threads(1)  # parallelism comes from grading submissions side by side
-    for module in COMMON_IMPORTS + tuple(imports):
+    for module in imports:
         try:
             importlib.import_module(module)
         except Exception:  # noqa: BLE001 - a missing optional library only costs the child its import
