@@ -320,7 +320,7 @@ def test_imports_among_keeps_only_the_modules_a_submission_imports(tmp_path):
     # pandas is imported inside a function: the child imports it if the function runs; relative imports name nothing;
     # a package imported from counts for its submodules (book.labs: importing too much costs a little, never a failure)
     assert imports_among(set(COMMON_IMPORTS), [path]) == {"matplotlib.pyplot", "book", "book.labcheck", "book.labs"}
-    (tmp_path / "bob.py").write_text("import book\n")
+    (tmp_path / "bob.py").write_text("import book\n\ndef split_heads(x, num_heads):\n    return x\n")
     assert imports_among(set(COMMON_IMPORTS), [tmp_path / "bob.py"]) == {"book", "book.labcheck", "book.labs"}
 
 
