@@ -46,10 +46,11 @@ clean:
 bench-load: $(STAMP)
 	$(PY) scripts/bench_load.py
 
-## Grade 100 generated submissions (half correct, half with a classic mistake) and print time per submission and lab, and peak memory.
+## Grade a generated class (200 students x every lab, half correct, half with a classic mistake) and print time per submission and lab, the total, and peak memory (BENCH_GRADING="--submissions 100" for a smaller one).
+BENCH_GRADING ?= --students 200
 bench-grading: $(STAMP)
 	bash scripts/setup_sandbox.sh
-	$(PY) scripts/bench_grading.py
+	$(PY) scripts/bench_grading.py $(BENCH_GRADING)
 
 ## Print the time and peak memory of one submission graded by each lab's Gradescope bundle.
 bench-gradescope: $(STAMP)

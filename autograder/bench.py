@@ -7,6 +7,7 @@ the other half carry one classic mistake each, made by a text substitution in th
 whose text no longer occurs in the reference is reported and left out, never silently kept.
 
     python -m autograder bench --submissions 100 --jobs 2
+    python -m autograder bench --students 200      # a class: 200 students x every lab
     python scripts/bench_grading.py            # the same
 
 Prints the start-up time (worker imports and models, expected values), then for each lab the
@@ -246,12 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = cli.parser("bench")
-    parser.add_argument("--submissions", type=int, default=100, help="how many submissions to generate (default 100)")
+    parser.add_argument("--submissions", type=int, default=100, help="how many submissions to generate, spread over the "
+                                                                      "labs (default 100)")
+    parser.add_argument("--students", type=int, help="a class of this many students, each submitting every lab "
+                                                     "(--students 200: 200 submissions per lab; replaces --submissions)")
     cli.jobs_option(parser, 2)
     parser.add_argument("--keep", type=Path, help="write the submissions and results here instead of a temporary folder")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    report = bench(args.submissions, args.jobs, keep=args.keep)
+    if args.students is not None and args.students < 1:
+        parser.error(f"--students {args.students}: give a class of at least one student.")
+    count = args.students * len(specs.select("all")) if args.students else args.submissions
+    report = bench(count, args.jobs, keep=args.keep)
     if args.json:
         print(json.dumps(asdict(report), indent=1))
         return 0
@@ -270,4 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak memory: grader {memory['grader_rss']} MiB RSS, largest worker {memory['largest_worker_rss']} MiB RSS, "
           f"all processes together {memory['all_processes_pss'] or 'n/a (install psutil)'} MiB PSS (shared pages counted once)")
     print(f"total wall time {report.total_seconds:.1f} s")
+    if args.students:
+        print(f"a class of {args.students} students x {len(report.labs)} labs: {report.total_seconds / 60:.1f} min from "
+              f"start to the last result, {report.jobs} jobs")
     return 0

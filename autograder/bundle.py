@@ -211,13 +211,18 @@ class LocalRun:
     root: Path
 
 
+# The memory of Gradescope's default autograder container ("768MB", with 0.5 CPU), read the strict way: 768 million bytes.
+GRADESCOPE_DEFAULT_MEMORY = 768 * 10**6
+
+
 def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "student@example.edu",
-                python: str | None = None, env: dict | None = None) -> LocalRun:
+                python: str | None = None, env: dict | None = None, cpus: str | None = None) -> LocalRun:
     """Run ``archive``'s run_autograder on ``submission`` as Gradescope would, with this machine's Python and models.
 
     ``submission`` is a file or a folder of files (what a student uploads); paths may be relative.
     ``python`` replaces /autograder/venv/bin/python (default: this interpreter, which must have
     the course installed); the converted models are this machine's (``LLM_INTERNALS_CACHE``).
+    ``cpus`` ("0") runs it on those CPUs only (``taskset -c``), as a container with one CPU or less would.
     """
     import json
     import os
@@ -242,7 +247,14 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
     environment = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python or sys.executable,
                        LLM_INTERNALS_CACHE=str(cache_dir().resolve()), **(env or {}))
     started = time.perf_counter()
-    process = subprocess.Popen([str(root / "run_autograder")], env=environment, stdout=subprocess.PIPE,
+    command = [str(root / "run_autograder")]
+    if cpus is not None:
+        taskset = shutil.which("taskset")
+        if taskset is None:
+            raise FileNotFoundError("taskset is not installed (util-linux): it runs the bundle on one CPU; install it, "
+                                    "or leave cpus out.")
+        command = [taskset, "-c", cpus] + command
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     peak = 0
     while process.poll() is None:
@@ -256,10 +268,11 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
     return LocalRun(results, seconds, peak, root)
 
 
-def try_reference(lab: str, workspace: Path, secret: str | None = None) -> LocalRun:
-    """Write ``lab``'s bundle and grade its reference solution with it (:func:`try_locally`): the figures of one submission."""
+def try_reference(lab: str, workspace: Path, secret: str | None = None, cpus: str | None = None) -> LocalRun:
+    """Write ``lab``'s bundle and grade its reference solution with it (:func:`try_locally`, on ``cpus``): the figures
+    of one submission."""
     archive = write_bundle(Path(workspace) / zip_name(lab), lab, secret=secret)
-    return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab)
+    return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab, cpus=cpus)
 
 
 def failed_results(status: int) -> dict:

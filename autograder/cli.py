@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from autograder import timeline
 
     timeline.mark("command line read")
+    program = argv is None  # the command itself, not a call from Python (a test)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(usage())
@@ -137,4 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         if argv:
             print(f"\nUnknown command {argv[0]!r}: use one of {', '.join(VERBS)}.", file=sys.stderr)
         return 2
-    return importlib.import_module(VERBS[argv[0]][0]).main(argv[1:])
+    code = importlib.import_module(VERBS[argv[0]][0]).main(argv[1:])
+    if program and argv[0] == "grade":
+        exit_at_once(code)
+    return code
+
+
+def exit_at_once(code: int) -> None:
+    """End the process now, its output flushed: tearing down torch's and transformers' modules takes about a
+    second, which every Gradescope submission would pay for nothing (the grader has closed its sandbox and
+    written its results, and registers no exit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -36,6 +36,7 @@ from autograder.sandbox import Limits, Sandbox
 from autograder.seeding import Seeding, fingerprint, seeding_for
 from autograder.results import LabRecord, StudentRecord, TestResult
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
+from autograder.worker import COMMON_IMPORTS
 
 
 class Interrupted(Exception):
@@ -139,7 +140,7 @@ class Grader:
     """
 
     def __init__(self, labs: list[str] | str = "all", limits: Limits = Limits(), isolation: str = "auto",
-                 secret: str | None = None, seed: int | None = None):
+                 secret: str | None = None, seed: int | None = None, files: list[Path] | None = None):
         self.labs = specs.select(labs) if isinstance(labs, str) else list(labs)
         self.limits = limits
         self.secret = secret  # the course secret: hidden inputs are drawn from it and each student's id
@@ -147,9 +148,13 @@ class Grader:
         self.modules = {lab: specs.load(lab) for lab in self.labs}
         self.tests = {lab: collect(module) for lab, module in self.modules.items()}
         preload = merge_preloads(role for module in self.modules.values() for role in module.LAB.preload)
-        imports = {name for module in self.modules.values() for name in module.LAB.imports}
+        likely = set(COMMON_IMPORTS) | {name for module in self.modules.values() for name in module.LAB.imports}
+        # ``files``: the only submission this grader grades (Gradescope): the worker imports only what it imports.
+        imports = likely if files is None else imports_among(likely, files)
         imports |= {f"book.labs.{lab}" for lab in self.labs}  # the references a checked function's callees run as
         self.sandbox = Sandbox(preload, limits, imports, isolation)
+        self._truths: threading.Thread | None = None
+        self._truths_failed: list[BaseException] = []
         self.stopping = threading.Event()
         self.started = False
         self.startup_seconds = 0.0
@@ -162,7 +167,13 @@ class Grader:
         self.close()
 
     def start(self) -> None:
-        """Start the worker and compute every expected value (once; later calls do nothing)."""
+        """Start the worker, and compute the expected values of the labs' public cases meanwhile (once; later calls do nothing).
+
+        Returns once the worker is ready: the expected values go on being computed in the background
+        while the first submission is graded, a test waiting only for the values it needs (each is
+        computed once, :func:`book.labs.cached`). If computing them fails, the lab in progress is not
+        recorded (:meth:`grade_lab` raises): a problem of the grader never becomes a student's failure.
+        """
         if self.started:
             return
         started = time.monotonic()
@@ -174,10 +185,8 @@ class Grader:
         failure = []
         worker = threading.Thread(target=lambda: _capture(self.sandbox.start, failure), daemon=True)
         worker.start()
-        timeline.mark("truths started")
-        for lab, module in self.modules.items():
-            module.prepare(self.tests[lab])
-        timeline.mark("truths ready")
+        self._truths = threading.Thread(target=lambda: _capture(self._prepare, self._truths_failed), daemon=True)
+        self._truths.start()
         worker.join()
         timeline.mark("sandbox ready")
         if failure:
@@ -186,6 +195,19 @@ class Grader:
         self.startup_seconds = time.monotonic() - started
         if self.protections.warning():
             print(self.protections.warning(), file=sys.stderr)
+
+    def _prepare(self) -> None:
+        timeline.mark("truths started")
+        for lab, module in self.modules.items():
+            module.prepare(self.tests[lab])
+        timeline.mark("truths ready")
+
+    def truths_ready(self) -> None:
+        """Wait until the expected values of the public cases are computed; raise what stopped them, if anything."""
+        if self._truths is not None:
+            self._truths.join()
+        if self._truths_failed:
+            raise self._truths_failed[0]
 
     @property
     def protections(self) -> Protections:
@@ -253,6 +275,7 @@ class Grader:
                 record.tests.append(run_test(test, session, seeding.seed))
             record.notes += session.notes
         record.output = session.output()
+        self.truths_ready()  # a test that failed because an expected value could not be computed is not recorded
         record.score = round(sum(t.score for t in record.tests), 4)
         record.seconds = round(time.monotonic() - started, 3)
         return record
@@ -345,6 +368,32 @@ class Choice:
     candidates: list[str]
 
 
+def imports_among(modules: set[str], files: list[Path]) -> set[str]:
+    """The modules of ``modules`` that the submission in ``files`` imports (``import book`` counts for ``book.labs``)."""
+    import ast
+
+    imported = set()
+    for path in files:
+        try:
+            chunks = load_submission(path).chunks
+        except SubmissionError:
+            continue
+        for chunk in chunks:
+            if chunk.kind != "import":
+                continue
+            try:
+                tree = ast.parse(chunk.source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {m for m in modules for name in imported
+            if m == name or m.startswith(name + ".") or name.startswith(m + ".")}
+
+
 def implemented(submission: Submission, wanted: set[str]) -> set[str]:
     """The functions of ``wanted`` that ``submission`` defines with a real body: not only a docstring, ``pass``,
     ``...`` or ``raise NotImplementedError`` (a lab's stub)."""
@@ -407,21 +456,18 @@ def quiet_libraries() -> None:
     """No progress bars or notes from the libraries in the grader's output (loading weights, resizing embeddings)."""
     import os
 
+    # Read when the libraries are imported: this does not import them (seconds) before they are needed.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
+    if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    try:
+    if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    except ImportError:
-        pass
 
 
 def merge_preloads(names) -> set[str]:
@@ -605,8 +651,8 @@ def _main(parser: argparse.ArgumentParser, args) -> int:
 
         try:
             student = gradescope_student(args.metadata) if args.metadata else None
-            with Grader(labs, limits, args.isolation, secret, args.seed) as grader:
-                files = [args.path] if args.path.is_file() else student_files(args.path)
+            files = [args.path] if args.path.is_file() else student_files(args.path)
+            with Grader(labs, limits, args.isolation, secret, args.seed, files=files) as grader:
                 record = grader.grade_student(student or (args.path.stem if args.path.is_file() else "submission"), files)
                 timeline.mark("graded")
         except IsolationError as error:

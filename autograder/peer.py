@@ -306,9 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.otter or not Path(args.otter).exists():
         parser.error("otter-grader is not installed: `make bench-otter` installs it into .venv-otter, or give --otter.")
+    otter = str(Path(args.otter).absolute())  # otter generate runs in the assignment's folder: a relative path breaks
     print(f"{args.lab}: otter-grader and llm-grade on the same {args.submissions} submissions, {os.cpu_count()} CPUs "
           f"(load average {os.getloadavg()[0]:.1f})")
-    report = peer(args.otter, args.submissions, args.lab, args.jobs, args.keep)
+    report = peer(otter, args.submissions, args.lab, args.jobs, args.keep)
     print(f"{'per submission (median)':34} {'seconds':>8} {'otter / llm-grade':>18}")
     print(f"{'otter run (a process each)':34} {report.otter:8.2f}")
     print(f"{'llm-grade, cold (a process each)':34} {report.cold:8.2f} {report.otter / report.cold:17.1f}x")

@@ -125,8 +125,8 @@ class Sandbox:
     """The zygote worker and the control socket to it. Use as a context manager.
 
     ``preload`` names the model roles the labs pass to student functions (``"encoder"``,
-    ``"decoder"``); the zygote loads only those. ``imports`` names modules submissions are
-    likely to import, besides :data:`autograder.worker.COMMON_IMPORTS`. ``isolation`` is
+    ``"decoder"``); the zygote loads only those. ``imports`` names the modules it imports besides
+    torch (those submissions are likely to import, :data:`autograder.worker.COMMON_IMPORTS`). ``isolation`` is
     ``"auto"`` (bubblewrap where it can start), ``"bubblewrap"`` (required) or ``"none"``.
     """
 

@@ -59,8 +59,10 @@ GRADER = {
     "command line read": "Python starts, reads the command line",
     "grader imported": "imports (torch, the verb's modules)",
     "truths started": "the lab's specs loaded, the sandbox's start begun",
-    "truths ready": "expected values computed",
-    "sandbox ready": "waiting for the worker",
+    # The expected values are computed in a thread of their own, from "truths started", while the grader waits for
+    # the worker and then grades: a test waits only for the values it needs.
+    "sandbox ready": "until the worker is ready (expected values computed meanwhile)",
+    "truths ready": "until the expected values are all computed (grading meanwhile, once the worker is ready)",
     "graded": "grading: the tests, each call in a child of the worker",
     "results written": "results written",
     "sandbox closed": "sandbox closed",

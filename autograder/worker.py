@@ -52,8 +52,10 @@ from autograder.wire import ErrorKind
 from book.labs.calls import linear_module, observe, references_in
 
 BLOCKED_PACKAGES = ("solutions", "autograder")  # what student code may not import
-# Imported by the zygote so that a submission importing them does not pay for it in every child.
-COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "book.labs", "matplotlib.pyplot")
+# Imported by the zygote of a class run so that a submission importing them does not pay for it in every child (a
+# run that grades one submission imports only those it imports: autograder.grade.Grader).
+COMMON_IMPORTS = ("numpy", "pandas", "tqdm", "book", "book.labcheck", "book.labs", "matplotlib.pyplot", "tokenizers",
+                  "transformers")
 NOBODY = 65534  # the user whose rights a child gets when the grader runs as root
 # Each child gets a user id of its own with nobody's rights (no name, no groups, no files), so that a
 # submission cannot signal, trace or read the files of another submission graded at the same time.
@@ -96,18 +98,19 @@ def _vm_size() -> int:
 
 
 def preload(names: list[str], imports: list[str], moments: dict | None = None) -> dict:
-    """Import the libraries and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once.
+    """Import torch and ``imports``, and load the models named (``encoder``, ``decoder``, ``decoder:vocabulary``), each run once.
 
     ``moments`` receives when the imports were done (wall clock), for the grader's timeline.
     """
     import importlib
 
-    import tokenizers  # noqa: F401
     import torch
-    import transformers  # noqa: F401  (imported here so that no child pays for it)
 
+    if names:  # the models need them; a lab without models (lab 1) does not pay their imports (seconds)
+        import tokenizers  # noqa: F401
+        import transformers  # noqa: F401  (imported here so that no child pays for it)
     torch.set_num_threads(1)  # parallelism comes from grading submissions side by side
-    for module in COMMON_IMPORTS + tuple(imports):
+    for module in imports:
         try:
             importlib.import_module(module)
         except Exception:  # noqa: BLE001 - a missing optional library only costs the child its import
@@ -118,6 +121,8 @@ def preload(names: list[str], imports: list[str], moments: dict | None = None) -
     if names:
         import book
         import book.models
+
+        draw_added_rows_only()  # lab 3's calls grow embedding matrices
 
         for name in names:
             # "decoder:vocabulary": the model without its layers (book.models.load_vocabulary_model), for a lab
@@ -130,6 +135,47 @@ def preload(names: list[str], imports: list[str], moments: dict | None = None) -
                 model(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))
             objects[f"{role}_tokenizer"], objects[f"{role}_model"] = tokenizer, model
     return objects
+
+
+def draw_added_rows_only() -> None:
+    """Make ``resize_token_embeddings`` draw random values for the added rows only, in this process.
+
+    transformers builds the grown matrix (V', D) as a new ``nn.Embedding``, whose constructor fills
+    every row from a normal distribution, fills them all again (``_init_weights``), then copies the V
+    old rows over the first V: two draws of V' x D values of which only the added rows survive. For
+    SmolLM2 (V = 49152, D = 576) that is 0.4 s of a lab 3 call, the bulk of grading one submission.
+    In the worker the draws are made for rows V on only: the matrix a submission gets is the same
+    (old rows copied, added rows from the same normal distribution, or set by ``mean_resizing``).
+    """
+    import torch
+    from transformers import PreTrainedModel, initialization
+
+    original = PreTrainedModel._get_resized_embeddings
+    if getattr(original, "added_rows_only", False):
+        return
+    torch_normal = initialization.TORCH_INIT_FUNCTIONS["normal_"]
+
+    def resized(self, old_embeddings, *args, **kwargs):
+        old = getattr(old_embeddings, "weight", None)
+        if not isinstance(old, torch.Tensor) or old.dim() != 2:
+            return original(self, old_embeddings, *args, **kwargs)
+        V, D = old.shape
+
+        def normal_(tensor, *a, **k):  # (V', D) -> only rows V: are kept
+            if tensor.dim() == 2 and tensor.shape[0] > V and tensor.shape[1] == D:
+                torch_normal(tensor[V:], *a, **k)
+                return tensor
+            return torch_normal(tensor, *a, **k)
+
+        saved = torch.nn.init.normal_
+        torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = normal_, normal_
+        try:
+            return original(self, old_embeddings, *args, **kwargs)
+        finally:
+            torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = saved, torch_normal
+
+    resized.added_rows_only = True
+    PreTrainedModel._get_resized_embeddings = resized
 
 
 def can_drop_privileges() -> bool:

@@ -1,6 +1,6 @@
-"""Benchmark the autograder: generate 100 submissions (correct and faulty) over the three labs, grade them, print time and memory.
+"""Benchmark the autograder: generate a class (correct and faulty submissions) over the three labs, grade it, print time and memory.
 
-Usage: ``python scripts/bench_grading.py [--submissions 100] [--jobs 2] [--keep DIR] [--json]``
+Usage: ``python scripts/bench_grading.py [--students 200 | --submissions 100] [--jobs 2] [--keep DIR] [--json]``
 (the same as ``python -m autograder bench``; see :mod:`autograder.bench`).
 """
 

@@ -305,3 +305,47 @@ def test_a_stub_is_told_from_an_implementation(grader):
     wanted = set(grader.modules["lab1"].LAB.functions)
     assert implemented(load_submission(STUB), wanted) == set()
     assert implemented(load_submission(REFERENCE), wanted) == wanted
+
+
+# --- one submission's grader (Gradescope): what it prepares, and that it grades the same ---------------------------
+
+
+def test_imports_among_keeps_only_the_modules_a_submission_imports(tmp_path):
+    from autograder.grade import imports_among
+    from autograder.worker import COMMON_IMPORTS
+
+    path = tmp_path / "alice.py"
+    path.write_text("import torch\nimport matplotlib.pyplot as plt\nfrom book import labcheck\n"
+                    "from . import sibling\n\ndef split_heads(x, num_heads):\n    import pandas\n    return x\n")
+    # pandas is imported inside a function: the child imports it if the function runs; relative imports name nothing;
+    # a package imported from counts for its submodules (book.labs: importing too much costs a little, never a failure)
+    assert imports_among(set(COMMON_IMPORTS), [path]) == {"matplotlib.pyplot", "book", "book.labcheck", "book.labs"}
+    (tmp_path / "bob.py").write_text("import book\n\ndef split_heads(x, num_heads):\n    return x\n")
+    assert imports_among(set(COMMON_IMPORTS), [tmp_path / "bob.py"]) == {"book", "book.labcheck", "book.labs"}
+
+
+def test_one_submissions_grader_imports_less_and_grades_the_same(grader, tmp_path):
+    mistake = REFERENCE.read_text().replace("scores.softmax(dim=-1)", "scores.softmax(dim=-2)")
+    assert mistake != REFERENCE.read_text()
+    for name, text in (("correct.py", REFERENCE.read_text()), ("mistake.py", mistake)):
+        path = tmp_path / name
+        path.write_text(text)
+        with Grader(["lab1"], files=[path]) as alone:  # its expected values computed while it grades
+            assert "pandas" not in alone.sandbox.imports and "book.labs.lab1" in alone.sandbox.imports
+            theirs = alone.grade_lab("lab1", path, student="ada")
+        mine = grader.grade_lab("lab1", path, student="ada")
+        assert [(t.name, t.score) for t in theirs.tests] == [(t.name, t.score) for t in mine.tests]
+        assert theirs.score == mine.score and (theirs.score == theirs.max_score) == (name == "correct.py")
+    assert "pandas" in grader.sandbox.imports  # a class run's worker imports what submissions often import
+
+
+def test_expected_values_that_cannot_be_computed_stop_the_lab_instead_of_failing_the_student(monkeypatch):
+    from autograder import specs
+
+    def broken(tests):
+        raise RuntimeError("the model file is damaged")
+
+    monkeypatch.setattr(specs.load("lab1"), "prepare", broken)
+    with Grader(["lab1"]) as broken_grader:
+        with pytest.raises(RuntimeError, match="damaged"):
+            broken_grader.grade_lab("lab1", REFERENCE, student="ada")
