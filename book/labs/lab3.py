@@ -104,9 +104,9 @@ def expectation(case: AddCase) -> dict:
                         torch.zeros_like(means[s])),
                   Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "
                         "default), not the mean of the rows of this string's own pieces.", average),
-                  Cause(f"the row is the row of its first piece: average the rows of all its {len(pieces[s])} pieces."
-                        if case.hidden else f"the row is the row of its first piece ({pieces[s][0]}): average the rows "
-                        f"of all its pieces {pieces[s]}.", weight[pieces[s][0]].double()),
+                  # the same words in Colab and in hidden feedback (which must not quote a drawn string's pieces)
+                  Cause(f"the row is the row of its first piece: average the rows of all its {len(pieces[s])} pieces.",
+                        weight[pieces[s][0]].double()),
                   Cause("the row is the sum of its pieces' rows: divide by their number (take the mean).",
                         weight[torch.tensor(pieces[s])].double().sum(dim=0))] for s in new}
     generator = torch.Generator().manual_seed(zlib.crc32(repr(case.strings).encode()))
