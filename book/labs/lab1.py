@@ -301,19 +301,15 @@ def check_sdpa_rows(student, case: Case) -> None:
     check_rows_sum_to_one(weights, seen[..., 0], head_width=case.Dh)
 
 
-@RULES.add("sdpa_no_mask", "scaled_dot_product_attention",
-           "Without a mask, the output and weights must equal softmax(q kᵀ / √Dh) v and its softmax.",
-           {"3x5x7x13": Case(23, B=3, H=5, Tq=7, Tk=7, Dh=13)})
-def check_sdpa_no_mask(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_no_mask", "scaled_dot_product_attention",
+          "Without a mask, the output and weights must equal softmax(q kᵀ / √Dh) v and its softmax.",
+          {"3x5x7x13": Case(23, B=3, H=5, Tq=7, Tk=7, Dh=13)})(check_attention)
 
 
-@RULES.add("sdpa_sizes", "scaled_dot_product_attention",
-           "Attention must be right for any size: one sequence, one head, one query, Tq != Tk.",
-           {"one-query": Case(24, B=1, H=1, Tq=1, Tk=9, Dh=5), "more-queries-than-keys": Case(25, B=2, H=3, Tq=11, Tk=5, Dh=37),
-            "Dh=1": Case(26, B=1, H=7, Tq=13, Tk=13, Dh=1)})
-def check_sdpa_sizes(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_sizes", "scaled_dot_product_attention",
+          "Attention must be right for any size: one sequence, one head, one query, Tq != Tk.",
+          {"one-query": Case(24, B=1, H=1, Tq=1, Tk=9, Dh=5), "more-queries-than-keys": Case(25, B=2, H=3, Tq=11, Tk=5, Dh=37),
+           "Dh=1": Case(26, B=1, H=7, Tq=13, Tk=13, Dh=1)})(check_attention)
 
 
 @RULES.add("sdpa_padding_mask", "scaled_dot_product_attention",
@@ -327,17 +323,13 @@ def check_sdpa_padding(student, case: Case) -> None:
     check_attention(student, case)
 
 
-@RULES.add("sdpa_left_padding", "scaled_dot_product_attention", "Left padding must be masked as well as right padding.",
-           {"left-padding": Case(31, B=4, H=3, Tq=9, Tk=9, Dh=7, lengths=(9, 2, 5, 1), side="left")})
-def check_sdpa_left_padding(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_left_padding", "scaled_dot_product_attention", "Left padding must be masked as well as right padding.",
+          {"left-padding": Case(31, B=4, H=3, Tq=9, Tk=9, Dh=7, lengths=(9, 2, 5, 1), side="left")})(check_attention)
 
 
-@RULES.add("sdpa_causal", "scaled_dot_product_attention", "With is_causal=True, query i must see only keys j <= i + (Tk - Tq).",
-           {"Tq=Tk": Case(40, B=3, H=5, Tq=13, Tk=13, Dh=7, causal=True),
-            "Tq<Tk": Case(45, B=3, H=5, Tq=7, Tk=13, Dh=11, causal=True)})
-def check_sdpa_causal(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_causal", "scaled_dot_product_attention", "With is_causal=True, query i must see only keys j <= i + (Tk - Tq).",
+          {"Tq=Tk": Case(40, B=3, H=5, Tq=13, Tk=13, Dh=7, causal=True),
+           "Tq<Tk": Case(45, B=3, H=5, Tq=7, Tk=13, Dh=11, causal=True)})(check_attention)
 
 
 @RULES.add("sdpa_fully_masked_rows_are_finite", "scaled_dot_product_attention",
@@ -350,21 +342,17 @@ def check_sdpa_finite(student, case: Case) -> None:
     check_finite(as_tensor(weights, "the weights"), f"{case.label()}: the weights")
 
 
-@RULES.add("sdpa_causal_with_padding", "scaled_dot_product_attention",
-           "Causal attention with padding must combine both masks, rows with no visible key included.",
-           {"right-padding": Case(51, B=3, H=5, Tq=7, Tk=13, Dh=11, lengths=(13, 5, 0), causal=True),
-            "left-padding": Case(52, B=3, H=2, Tq=9, Tk=9, Dh=5, lengths=(9, 4, 6), side="left", causal=True)})
-def check_sdpa_causal_with_padding(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_causal_with_padding", "scaled_dot_product_attention",
+          "Causal attention with padding must combine both masks, rows with no visible key included.",
+          {"right-padding": Case(51, B=3, H=5, Tq=7, Tk=13, Dh=11, lengths=(13, 5, 0), causal=True),
+           "left-padding": Case(52, B=3, H=2, Tq=9, Tk=9, Dh=5, lengths=(9, 4, 6), side="left", causal=True)})(check_attention)
 
 
-@RULES.add("sdpa_dtype", "scaled_dot_product_attention",
-           "The output and weights must keep the inputs' dtype and be accurate in it: on bfloat16 inputs, compute the "
-           "softmax in float32.",
-           {"bfloat16": Case(63, B=3, H=5, Tq=7, Tk=13, Dh=11, lengths=(13, 9, 4), dtype=torch.bfloat16, scale=8.0),
-            "float64": Case(61, B=2, H=3, Tq=9, Tk=9, Dh=37, causal=True, dtype=torch.float64)})
-def check_sdpa_dtype(student, case: Case) -> None:
-    check_attention(student, case)
+RULES.add("sdpa_dtype", "scaled_dot_product_attention",
+          "The output and weights must keep the inputs' dtype and be accurate in it: on bfloat16 inputs, compute the "
+          "softmax in float32.",
+          {"bfloat16": Case(63, B=3, H=5, Tq=7, Tk=13, Dh=11, lengths=(13, 9, 4), dtype=torch.bfloat16, scale=8.0),
+           "float64": Case(61, B=2, H=3, Tq=9, Tk=9, Dh=37, causal=True, dtype=torch.float64)})(check_attention)
 
 
 # --- grouped-query attention --------------------------------------------------------------------

@@ -155,20 +155,6 @@ def check_ids(student, case: AddCase) -> None:
                        f"each new token needs its own id, from {expected['old']} (the old vocabulary size) up.")
 
 
-@RULES.add("existing_and_repeated_strings", "add_tokens",
-           "A string that is already a token, or repeated, must not be added again: it keeps its one id.",
-           {"minilm": CASES["minilm"]})
-def check_existing_and_repeated_strings(student, case: AddCase) -> None:
-    check_existing_and_repeated(student, case)
-
-
-@RULES.add("existing_and_repeated_strings_smollm2", "add_tokens",
-           "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.",
-           {"smollm2": CASES["smollm2"]})
-def check_existing_and_repeated_strings_smollm2(student, case: AddCase) -> None:
-    check_existing_and_repeated(student, case)
-
-
 def check_existing_and_repeated(student, case: AddCase) -> None:
     case, expected, ids, observed = add(student, case)
     first = {}
@@ -186,6 +172,16 @@ def check_existing_and_repeated(student, case: AddCase) -> None:
     if size != grown:
         raise Mismatch(f"{case.label()}: the tokenizer has {size} tokens, expected {grown} ({expected['old']} + "
                        f"{len(expected['new'])} new strings); add only strings that are not one token yet, each once.")
+
+
+RULES.add("existing_and_repeated_strings", "add_tokens",
+          "A string that is already a token, or repeated, must not be added again: it keeps its one id.",
+          {"minilm": CASES["minilm"]})(check_existing_and_repeated)
+
+
+RULES.add("existing_and_repeated_strings_smollm2", "add_tokens",
+          "Existing and repeated strings must be handled for SmolLM2's byte-level tokenizer too.",
+          {"smollm2": CASES["smollm2"]})(check_existing_and_repeated)
 
 
 @RULES.add("encodes_to_one_id", "add_tokens",
@@ -218,20 +214,6 @@ def check_embeddings_resized(student, case: AddCase) -> None:
                        f"{len(expected['sample'])} sampled old rows did): only the new rows may be written.")
 
 
-@RULES.add("new_rows_are_mean_of_pieces", "add_tokens",
-           "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.",
-           {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})
-def check_new_rows_are_mean_of_pieces(student, case: AddCase) -> None:
-    check_new_rows(student, case)
-
-
-@RULES.add("special_rows_are_mean_of_pieces", "add_tokens",
-           "Special tokens get mean-of-pieces embedding rows too.",
-           {"smollm2-special": CASES["smollm2-special"]})
-def check_special_rows_are_mean_of_pieces(student, case: AddCase) -> None:
-    check_new_rows(student, case)
-
-
 def check_new_rows(student, case: AddCase) -> None:
     case, expected, ids, observed = add(student, case)
     rows = rows_by_id(observed)
@@ -252,6 +234,16 @@ def check_new_rows(student, case: AddCase) -> None:
             raise Mismatch(f"{mismatch} Likely cause: the row is none of the usual mistakes (zeros, the matrix's mean, "
                            "one piece's row) and looks random, as resize_token_embeddings leaves new rows: after resizing, "
                            "set it from the pieces the string was split into before it was added.") from None
+
+
+RULES.add("new_rows_are_mean_of_pieces", "add_tokens",
+          "Each new token's embedding row must be the mean of the rows of the pieces it was split into before.",
+          {"minilm": CASES["minilm"], "smollm2": CASES["smollm2"]})(check_new_rows)
+
+
+RULES.add("special_rows_are_mean_of_pieces", "add_tokens",
+          "Special tokens get mean-of-pieces embedding rows too.",
+          {"smollm2-special": CASES["smollm2-special"]})(check_new_rows)
 
 
 @RULES.add("tied_head", "add_tokens",
@@ -286,18 +278,14 @@ def check_special(student, case: AddCase) -> None:
                        "lowercases them, and no longer knows them as special.")
 
 
-@RULES.add("special_tokens", "add_tokens",
-           "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).",
-           {"smollm2-special": CASES["smollm2-special"]})
-def check_special_tokens(student, case: AddCase) -> None:
-    check_special(student, case)
+RULES.add("special_tokens", "add_tokens",
+          "With special=True the strings must become special tokens: one id each, dropped by decode(..., skip_special_tokens=True).",
+          {"smollm2-special": CASES["smollm2-special"]})(check_special)
 
 
-@RULES.add("special_tokens_minilm", "add_tokens",
-           "special=True must work for MiniLM's tokenizer too.",
-           {"minilm-special": CASES["minilm-special"]})
-def check_special_tokens_minilm(student, case: AddCase) -> None:
-    check_special(student, case)
+RULES.add("special_tokens_minilm", "add_tokens",
+          "special=True must work for MiniLM's tokenizer too.",
+          {"minilm-special": CASES["minilm-special"]})(check_special)
 
 
 @RULES.add("ordinary_tokens_are_kept_by_decode", "add_tokens",
