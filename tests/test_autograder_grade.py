@@ -349,3 +349,25 @@ def test_expected_values_that_cannot_be_computed_stop_the_lab_instead_of_failing
     with Grader(["lab1"]) as broken_grader:
         with pytest.raises(RuntimeError, match="damaged"):
             broken_grader.grade_lab("lab1", REFERENCE, student="ada")
+
+
+def test_the_start_up_runs_without_garbage_collection_and_student_code_with_it(tmp_path):
+    """``llm-grade grade`` starts with the collector off (a quarter of a cold start); the grader turns it back on once
+    its expected values are computed, and the worker's children run student code with it on."""
+    import gc
+
+    path = tmp_path / "collector.py"
+    header = "def split_heads(x: Tensor, num_heads: int) -> Tensor:\n"
+    assert header in REFERENCE.read_text()
+    path.write_text(REFERENCE.read_text().replace(header, header + "    import gc\n\n    assert gc.isenabled(), "
+                                                  "'student code ran with the garbage collector off'\n"))
+    frozen = gc.get_freeze_count()
+    gc.disable()  # as autograder.cli does for the grade verb
+    try:
+        with Grader(["lab1"], files=[path]) as alone:
+            record = alone.grade_lab("lab1", path, student="ada")
+            assert gc.isenabled() and gc.get_freeze_count() > frozen
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert record.score == record.max_score, [t.output for t in record.tests if not t.passed]
