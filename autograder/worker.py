@@ -517,6 +517,11 @@ def main(argv: list[str] | None = None) -> None:
     control.send(json.dumps({"op": "ready", "pid": os.getpid(), "seconds": time.monotonic() - started,
                              "unprivileged": unprivileged, "root": os.geteuid() == 0, "moments": moments}).encode())
     serve_zygote(control, objects, unprivileged)
+    # The grader closed the socket and every child is gone: end now, without tearing down torch's and the models'
+    # modules one object at a time, which the grader would wait for (a tenth to a fifth of a second per submission).
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

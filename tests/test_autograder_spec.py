@@ -214,3 +214,30 @@ def test_a_spec_also_runs_under_pytest_against_the_reference():
                              "-k", "split_heads or merge_heads"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "4 passed" in result.stdout
+
+
+def test_lab2s_saved_truths_are_sentence_transformers_encode_of_every_text_a_test_can_draw():
+    """Lab 2's embedding truths are saved (the labs' texts with the course, the hidden corpus texts with the grader, so
+    that grading imports neither sentence-transformers nor the model): every text a hidden test can draw is saved, and
+    the saved vectors are sentence-transformers' encode of them today."""
+    from safetensors.torch import load_file
+
+    from autograder.seeding import Draw
+    from autograder.specs import lab2_pooling as spec2
+    from book.labs import lab2
+
+    saved = spec2.saved_corpus_embeddings()
+    hidden = spec2.hidden_texts()
+    assert set(saved) == set(hidden), "the saved truths are stale: run autograder.specs.lab2_pooling.write_saved()"
+    drawn = [spec2.drawn_openings(lab2.Texts(lab2.TEXTS, 2, ""), Draw(seed, "openings")).texts for seed in range(20)]
+    drawn += [spec2.drawn_long_text(lab2.Texts((lab2.LONG_TEXT,), 1, ""), Draw(seed, "long")).texts for seed in range(20)]
+    assert all(text in saved for texts in drawn for text in texts)
+    assert len(set(drawn)) >= 36  # students draw other texts (140 long texts: two of 20 students may share one)
+    long = [spec2.encoder_tokenizer()(text)["input_ids"] for text in hidden if text not in map(spec2.opening, hidden)]
+    assert min(len(ids) for ids in long) >= spec2.LONG_TOKENS > lab2.MAX_SEQ_LENGTH  # the 256 cut is exercised
+    sample = hidden[::9] + (hidden[-1],)  # both kinds of text, computed now
+    torch.testing.assert_close(torch.stack([saved[t] for t in sample]), spec2.st_encode(sample), atol=1e-6, rtol=0)
+    labs_texts = lab2.TEXTS + (lab2.LONG_TEXT,)
+    torch.testing.assert_close(load_file(lab2.SAVED)["embeddings"], spec2.st_encode(labs_texts), atol=1e-6, rtol=0)
+    # a text the file does not hold (a corpus swapped in) is encoded when it is drawn
+    torch.testing.assert_close(spec2.encode(("A text no corpus holds.",)), spec2.st_encode(("A text no corpus holds.",)))

@@ -66,9 +66,10 @@ def drawn_repeat(case: Repeat, draw) -> Repeat:
 @cached
 def corpus_sentences() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The course corpus cut into sentences: (short ones of at most 4 words, ones of 8 to 40 words)."""
-    from book import load_corpus
+    from book.corpus import load_documents
 
-    sentences = {s.strip() for text in load_corpus()["text"] for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()}
+    texts = [document["text"] for document in load_documents()]
+    sentences = {s.strip() for text in texts for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()}
     short = tuple(sorted(s for s in sentences if len(s.split()) <= 4))
     long = tuple(sorted(s for s in sentences if 8 <= len(s.split()) <= 40))
     return short or ("Why?",), long

@@ -2,19 +2,26 @@
 
 Hidden pooling cases keep their template's side, dtype, padding value and sign, and its rows with
 no or all real tokens; their sizes, other lengths and values are drawn. Hidden sentence batches
-are corpus texts, whose truth (sentence-transformers' ``encode``) is computed here: the saved
-truths the labs use cover only the lab's own texts, and :func:`write_saved` writes them.
+are corpus texts: the openings of drawn documents, and a long text of documents taken in corpus
+order from a drawn one. Their truth is sentence-transformers' ``encode``, saved for every such
+text of the bundled corpus in ``data/lab2_corpus_embeddings.safetensors`` (grader side: students
+never receive it), so that grading needs neither sentence-transformers (a quarter of a gigabyte
+once imported) nor the model for a correct submission; a text not saved (a corpus swapped in
+with ``LLM_INTERNALS_CORPUS``, another encoder) is encoded with sentence-transformers when drawn.
+:func:`write_saved` writes both saved files (the labs' own texts in ``book/labs/data/``), and the
+instructors' tests check them against ``encode``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from autograder.spec import Lab, hidden, visible
-from book.labs import MODEL_LOCK, cached, course_model, lab2
+from book.labs import MODEL_LOCK, cached, lab2
 from book.labs.lab2 import Pooling, Texts
 
 LAB = Lab(lab2.LAB, notebook="labs/lab2_pooling.ipynb", reference="solutions/pooling.py", preload=("encoder",),
@@ -28,6 +35,10 @@ def drawn_pooling(case: Pooling, draw) -> Pooling:
     return replace(case, seed=draw.seed(), T=T, D=D, lengths=draw.lengths(case.lengths, T, case.T), hidden=True)
 
 
+CORPUS_SAVED = Path(__file__).parent / "data" / "lab2_corpus_embeddings.safetensors"
+LONG_TOKENS = 300  # a hidden long text has at least this many tokens: past the 256 cut
+
+
 @cached
 def sentence_transformer():
     from sentence_transformers import SentenceTransformer
@@ -37,16 +48,42 @@ def sentence_transformer():
     return SentenceTransformer(resolve("encoder").location, device="cpu")
 
 
-@cached
-def encode(texts: tuple[str, ...]) -> torch.Tensor:
-    """sentence-transformers' encode of ``texts`` (N, D): the truth of embed_sentences."""
+def st_encode(texts: tuple[str, ...]) -> torch.Tensor:
+    """sentence-transformers' encode of ``texts`` (N, D), computed now."""
     with MODEL_LOCK:  # one model, shared by the grading threads
         return sentence_transformer().encode(list(texts), convert_to_tensor=True, batch_size=32).cpu()
 
 
+@cached
+def saved_corpus_embeddings() -> dict[str, torch.Tensor]:
+    """sentence-transformers' encode of every hidden text of the bundled corpus, by text, as saved (empty when the file
+    is missing or was made with another encoder than the course's)."""
+    from safetensors import safe_open
+
+    from book.models import resolve
+
+    if not CORPUS_SAVED.is_file():
+        return {}
+    with safe_open(str(CORPUS_SAVED), "pt") as saved:
+        metadata = saved.metadata() or {}
+        if metadata.get("model") != resolve("encoder").name:
+            return {}
+        vectors = saved.get_tensor("embeddings")  # (N, D)
+    return dict(zip(json.loads(metadata["texts"]), vectors))
+
+
+@cached
+def encode(texts: tuple[str, ...]) -> torch.Tensor:
+    """sentence-transformers' encode of ``texts`` (N, D): the truth of embed_sentences (saved, or computed now)."""
+    saved = saved_corpus_embeddings()
+    if all(text in saved for text in texts):
+        return torch.stack([saved[text] for text in texts])
+    return st_encode(texts)
+
+
 @dataclass(frozen=True)
 class EncodedTexts(Texts):
-    """Texts drawn for one student: their truth is computed with sentence-transformers, not saved."""
+    """Texts drawn for one student: their truth is sentence-transformers' encode (:func:`encode`)."""
 
     def expected(self) -> torch.Tensor:
         return encode(self.texts)
@@ -56,20 +93,60 @@ class EncodedTexts(Texts):
         return self.texts
 
 
-def write_saved() -> None:
-    """Save sentence-transformers' embeddings of the lab's own texts with the course (book/labs/data/)."""
-    texts = lab2.TEXTS + (lab2.LONG_TEXT,)
-    lab2.SAVED.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"embeddings": encode(texts).contiguous()}, lab2.SAVED)
-
-
 @cached
 def corpus_documents() -> tuple[tuple[str, str], ...]:
     """(genre, text) of every corpus document: hidden sentence batches are drawn from them."""
-    from book import load_corpus
+    from book.corpus import load_documents
 
-    corpus = load_corpus()
-    return tuple(zip(corpus["genre"], corpus["text"]))
+    return tuple((document["genre"], document["text"]) for document in load_documents())
+
+
+def opening(text: str) -> str:
+    """A document's first sentence."""
+    return text.split(". ")[0].rstrip(".") + "."
+
+
+@cached
+def encoder_tokenizer():
+    from book.models import load_tokenizer
+
+    return load_tokenizer("encoder")
+
+
+@cached
+def long_corpus_text(start: int, tokens: int = LONG_TOKENS) -> str:
+    """Corpus documents from number ``start`` on, in corpus order (round the end), joined until the text is at least
+    ``tokens`` tokens long."""
+    documents = corpus_documents()
+    parts = []
+    for step in range(len(documents)):
+        parts.append(documents[(start + step) % len(documents)][1])
+        if len(encoder_tokenizer()(" ".join(parts))["input_ids"]) >= tokens:
+            break
+    return " ".join(parts)
+
+
+def hidden_texts() -> tuple[str, ...]:
+    """Every text a hidden test can draw from the corpus: each document's opening, and the long text from each."""
+    documents = corpus_documents()
+    return tuple(dict.fromkeys([opening(text) for _, text in documents] +
+                               [long_corpus_text(start) for start in range(len(documents))]))
+
+
+def write_saved() -> None:
+    """Save sentence-transformers' embeddings of the lab's own texts with the course (book/labs/data/), and of every
+    hidden corpus text with the grader (data/ here)."""
+    from safetensors.torch import save_file
+
+    from book.models import resolve
+
+    texts = lab2.TEXTS + (lab2.LONG_TEXT,)
+    lab2.SAVED.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": st_encode(texts).contiguous()}, lab2.SAVED)
+    hidden = hidden_texts()
+    CORPUS_SAVED.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": st_encode(hidden).contiguous()}, CORPUS_SAVED,
+              metadata={"model": resolve("encoder").name, "texts": json.dumps(hidden)})
 
 
 def drawn_openings(case: Texts, draw) -> EncodedTexts:
@@ -77,20 +154,14 @@ def drawn_openings(case: Texts, draw) -> EncodedTexts:
     documents = corpus_documents()
     genres = draw.sample(sorted({genre for genre, _ in documents}), 5)
     texts = [draw.choice([text for genre_, text in documents if genre_ == genre]) for genre in genres]
-    openings = tuple(text.split(". ")[0].rstrip(".") + "." for text in texts)
+    openings = tuple(opening(text) for text in texts)
     return EncodedTexts(openings, case.batch_size, f"{len(openings)} hidden corpus sentences")
 
 
-def drawn_long_text(case: Texts, draw, tokens: int = 300) -> EncodedTexts:
-    """Drawn corpus documents joined until the text is at least ``tokens`` tokens long (past the 256 cut)."""
-    tokenizer, _ = course_model("encoder")
-    order = draw.sample(range(len(corpus_documents())), len(corpus_documents()))
-    parts = []
-    for index in order:
-        parts.append(corpus_documents()[index][1])
-        if len(tokenizer(" ".join(parts))["input_ids"]) >= tokens:
-            break
-    return EncodedTexts((" ".join(parts),), case.batch_size, "a hidden corpus text of over 300 tokens")
+def drawn_long_text(case: Texts, draw) -> EncodedTexts:
+    """The corpus documents from a drawn one on, joined until the text is at least 300 tokens long (past the 256 cut)."""
+    text = long_corpus_text(draw.integer(0, len(corpus_documents()) - 1))
+    return EncodedTexts((text,), case.batch_size, "a hidden corpus text of over 300 tokens")
 
 
 test_mean_pool = visible(rule("mean_pool"), points=2)
@@ -113,4 +184,5 @@ def prepare(tests) -> None:
     """Compute the visible tests' truths once, before grading starts (hidden ones depend on the student)."""
     lab2.visible_truths()
     corpus_documents()
-    sentence_transformer()
+    saved_corpus_embeddings()
+    encoder_tokenizer()
