@@ -52,7 +52,7 @@ bench-grading: $(STAMP)
 	bash scripts/setup_sandbox.sh
 	$(PY) scripts/bench_grading.py $(BENCH_GRADING)
 
-## Print the time and peak memory of one submission graded by each lab's Gradescope bundle.
+## Print the time and peak memory of the reference solution graded by each lab's Gradescope bundle (all CPUs and one), and the largest peak of its classic mistakes (one CPU).
 bench-gradescope: $(STAMP)
 	bash scripts/setup_sandbox.sh
 	$(PY) scripts/bench_gradescope.py

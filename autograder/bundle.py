@@ -275,6 +275,27 @@ def try_reference(lab: str, workspace: Path, secret: str | None = None, cpus: st
     return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab, cpus=cpus)
 
 
+def try_mistakes(lab: str, workspace: Path, secret: str | None = None, cpus: str | None = None) -> dict[str, LocalRun]:
+    """Grade each classic mistake of ``lab`` (:data:`autograder.bench.MUTANTS`) with its bundle, as :func:`try_reference`
+    does the reference: a faulty submission can cost more memory than a correct one (the grader then computes what
+    the known mistakes give, to name the likely cause)."""
+    from autograder import bench
+
+    workspace = Path(workspace)
+    archive = write_bundle(workspace / zip_name(lab), lab, secret=secret)
+    reference = (ROOT / specs.load(lab).LAB.reference).read_text()
+    runs = {}
+    for mutant in bench.MUTANTS:
+        text = bench.mutate(reference, mutant) if mutant.lab == lab else None
+        if text is None:
+            continue
+        submission = workspace / f"{lab}-{mutant.name}" / Path(specs.load(lab).LAB.reference).name
+        submission.parent.mkdir(parents=True, exist_ok=True)
+        submission.write_text(text)
+        runs[mutant.name] = try_locally(archive, submission, workspace / f"{lab}-{mutant.name}-run", cpus=cpus)
+    return runs
+
+
 def failed_results(status: int) -> dict:
     """The results.json written when the grader itself failed: zero points and a sentence, nothing of the student's."""
     return {"score": 0.0, "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
