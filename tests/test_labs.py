@@ -244,3 +244,33 @@ def test_a_function_is_checked_with_the_labs_references_for_the_functions_it_cal
     report = labcheck.run_checks("lab1", namespace, quiet=True)
     assert set(report.failed) == {"split_heads", "heads_round_trip"}
     assert namespace["split_heads"].__code__.co_filename == "<string>"  # the student's function is put back
+
+
+def test_lab2s_written_out_encoder_gives_the_models_own_states_and_the_same_causes(monkeypatch):
+    """Lab 2 names an embedding mistake with a BERT forward pass written out over MiniLM's memory-mapped weights (the
+    grader then needs no transformers model class): it must give the model's own states, and the same causes."""
+    from book.labs import lab2
+
+    tokenizer, model = labs.course_model("encoder")
+    # its tokenizer (the tokenizers library on tokenizer.json) gives what transformers' does
+    for texts, max_length, padding in ((lab2.TEXTS, None, True), (lab2.TEXTS, 256, True), ((lab2.LONG_TEXT,), None, False),
+                                       ((lab2.LONG_TEXT, "Hi!"), 256, True), (("Hi!",), 256, False)):
+        theirs = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
+        ours = lab2.encoder_batch(texts, max_length, padding)
+        assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours), (texts, max_length)
+    assert lab2.encoder_batch(("word " * 600,))["input_ids"].shape[1] == tokenizer.model_max_length == 512
+    for batch in (tokenizer(list(lab2.TEXTS), padding=True, return_tensors="pt"),
+                  tokenizer([lab2.LONG_TEXT, "Hi!"], padding=True, truncation=True, return_tensors="pt")):
+        with torch.no_grad():
+            theirs = model(**batch).last_hidden_state
+        ours = lab2.encoder_states(batch)
+        real = batch["attention_mask"].bool()
+        torch.testing.assert_close(ours[real], theirs[real], atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)  # the padding positions' states too
+    texts = lab2.TEXTS[:4] + (lab2.LONG_TEXT,)
+    written_out = lab2.embedding_causes.__wrapped__(texts, 2)
+    monkeypatch.setattr(lab2, "encoder_weights", lambda: None)  # another encoder: its own model computes them
+    own = lab2.embedding_causes.__wrapped__(texts, 2)
+    assert [c.hint for c in written_out] == [c.hint for c in own]
+    for ours, theirs in zip(written_out, own):
+        torch.testing.assert_close(ours.value, theirs.value, atol=1e-6, rtol=0)

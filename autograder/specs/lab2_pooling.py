@@ -106,11 +106,14 @@ def opening(text: str) -> str:
     return text.split(". ")[0].rstrip(".") + "."
 
 
-@cached
-def encoder_tokenizer():
-    from book.models import load_tokenizer
+def encoder_tokens(text: str) -> int:
+    """How many tokens the encoder's tokenizer makes of ``text``, [CLS] and [SEP] included, uncut."""
+    found = lab2.encoder_tokenizer()
+    if found is None:  # a checkpoint without tokenizer.json: transformers' tokenizer
+        from book.models import load_tokenizer
 
-    return load_tokenizer("encoder")
+        return len(load_tokenizer("encoder")(text)["input_ids"])
+    return len(found[0].encode(text).ids)
 
 
 @cached
@@ -121,7 +124,7 @@ def long_corpus_text(start: int, tokens: int = LONG_TOKENS) -> str:
     parts = []
     for step in range(len(documents)):
         parts.append(documents[(start + step) % len(documents)][1])
-        if len(encoder_tokenizer()(" ".join(parts))["input_ids"]) >= tokens:
+        if encoder_tokens(" ".join(parts)) >= tokens:
             break
     return " ".join(parts)
 
@@ -185,4 +188,4 @@ def prepare(tests) -> None:
     lab2.visible_truths()
     corpus_documents()
     saved_corpus_embeddings()
-    encoder_tokenizer()
+    lab2.encoder_tokenizer()

@@ -6,11 +6,15 @@ hold values that any unmasked pooling picks up (1000, 0 below negative states, i
 The sentence embeddings' truth is sentence-transformers' own ``encode`` for all-MiniLM-L6-v2: for
 the lab's texts, its vectors are saved with the course (``data/lab2_embeddings.safetensors``,
 written and checked against ``encode`` by the instructors' tests), so the labs need no
-sentence-transformers; the grader computes them for the texts it draws.
+sentence-transformers; the grader has them saved for the texts it draws (its spec says how).
+The known mistakes are computed with a BERT forward pass written out over the model's
+memory-mapped weights (:func:`encoder_states`), checked against the model's own states: naming
+a mistake then needs neither transformers nor a second copy of the model.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,24 +179,134 @@ def saved_embeddings() -> dict[str, torch.Tensor]:
 
 
 @cached
+def encoder_weights():
+    """all-MiniLM-L6-v2's configuration and weights, memory-mapped from its safetensors file (nothing copied, pages
+    shared with any other process mapping the file); None for a checkpoint that is not a BERT in one such file."""
+    import json
+
+    from safetensors import safe_open
+
+    from book.models import resolve
+
+    folder = Path(resolve("encoder").location)
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if config.get("model_type") != "bert" or not (folder / "model.safetensors").is_file():
+        return None
+    with safe_open(str(folder / "model.safetensors"), "pt") as opened:
+        weights = {name.removeprefix("bert."): opened.get_tensor(name) for name in opened.keys()}
+    return config, weights
+
+
+_TOKENIZER_LOCK = threading.Lock()  # encoder_batch configures the one tokenizer for each call
+
+
+@cached
+def encoder_tokenizer():
+    """all-MiniLM-L6-v2's tokenizer as the tokenizers library reads it from its tokenizer.json (no truncation, no
+    padding until asked), and the tokenizer's own length limit; None without a tokenizer.json.
+
+    What transformers' tokenizer gives, without importing transformers (checked in ``tests/test_labs.py``).
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    from book.models import resolve
+
+    folder = Path(resolve("encoder").location)
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    settings = folder / "tokenizer_config.json"
+    limit = json.loads(settings.read_text()).get("model_max_length", 512) if settings.is_file() else 512
+    return tokenizer, int(limit)
+
+
+def encoder_batch(texts, max_length: int | None = None, padding: bool = False) -> dict[str, torch.Tensor]:
+    """What ``tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")`` gives
+    for the encoder (``max_length`` None: the tokenizer's own limit): input_ids, token_type_ids, attention_mask."""
+    tokenizer, limit = encoder_tokenizer()
+    with _TOKENIZER_LOCK:
+        tokenizer.enable_truncation(max_length or limit)
+        if padding:
+            tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+        try:
+            encodings = tokenizer.encode_batch(list(texts))
+        finally:
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+    return {"input_ids": torch.tensor([e.ids for e in encodings]),
+            "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings])}
+
+
+def encoder_states(batch) -> torch.Tensor:
+    """(B, T) token ids and mask -> (B, T, D): the encoder's last hidden states, a BERT forward pass written out.
+
+    For the likely causes only (what the known mistakes give), never for a truth: it spares the
+    grader transformers' model classes (their imports alone hold about 130 MB), so that grading a
+    faulty submission fits a small container. ``tests/test_labs.py`` checks it against the
+    model's own ``last_hidden_state``.
+    """
+    config, w = encoder_weights()
+    ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu()
+    B, T = ids.shape
+    types = batch.get("token_type_ids", torch.zeros_like(ids)).cpu()
+
+    def linear(x, name):
+        return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
+
+    def norm(x, name):
+        return F.layer_norm(x, x.shape[-1:], w[f"{name}.weight"], w[f"{name}.bias"], config["layer_norm_eps"])
+
+    x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:T]
+         + w["embeddings.token_type_embeddings.weight"][types])  # (B, T, D)
+    x = norm(x, "embeddings.LayerNorm")
+    H = config["num_attention_heads"]
+    Dh = x.shape[-1] // H
+    allowed = mask.bool()[:, None, None, :]  # (B, 1, 1, T): every query sees the real tokens
+    for i in range(config["num_hidden_layers"]):
+        layer = f"encoder.layer.{i}"
+        q, k, v = (linear(x, f"{layer}.attention.self.{p}").view(B, T, H, Dh).transpose(1, 2)
+                   for p in ("query", "key", "value"))  # (B, H, T, Dh) each
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(B, T, H * Dh)
+        x = norm(linear(context, f"{layer}.attention.output.dense") + x, f"{layer}.attention.output.LayerNorm")
+        x = norm(linear(F.gelu(linear(x, f"{layer}.intermediate.dense")), f"{layer}.output.dense") + x,
+                 f"{layer}.output.LayerNorm")
+    return x
+
+
+@cached
 def embedding_causes(texts: tuple[str, ...], batch_size: int) -> list[Cause]:
     """What the known mistakes of embed_sentences give on ``texts`` in batches of ``batch_size``."""
-    tokenizer, model = course_model("encoder")
-    device = next(model.parameters()).device
+    if encoder_weights() is not None and encoder_tokenizer() is not None:  # no transformers model class needed
+        tokenize, states = encoder_batch, encoder_states
+    else:  # another encoder than a BERT: its own tokenizer and model
+        tokenizer, model = course_model("encoder")
+        device = next(model.parameters()).device
+
+        def tokenize(texts, max_length=None, padding=False):
+            return tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length,
+                             return_tensors="pt").to(device)
+
+        def states(batch):
+            with MODEL_LOCK:
+                return model(**batch).last_hidden_state
+
     rows = {"unnormalised": [], "cls": [], "max": [], "untruncated": [], "padded": []}
-    with MODEL_LOCK, torch.no_grad():
+    with torch.no_grad():
         for text in texts:  # alone, a text has no padding: every position is a real token
-            batch = tokenizer([text], truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt").to(device)
-            hidden = model(**batch).last_hidden_state.double().cpu()  # (1, T, D)
+            hidden = states(tokenize([text], MAX_SEQ_LENGTH)).double().cpu()  # (1, T, D)
             rows["unnormalised"].append(hidden[0].mean(dim=0))
             rows["cls"].append(hidden[0, 0])
             rows["max"].append(hidden[0].amax(dim=0))
-            whole = tokenizer([text], truncation=True, return_tensors="pt").to(device)  # the tokenizer's own limit: 512
-            rows["untruncated"].append(model(**whole).last_hidden_state.double().cpu()[0].mean(dim=0))
+            whole = tokenize([text])  # cut at the tokenizer's own limit: 512
+            rows["untruncated"].append(states(whole).double().cpu()[0].mean(dim=0))
         for start in range(0, len(texts), batch_size):  # the padding depends on the batch
-            padded = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                               max_length=MAX_SEQ_LENGTH, return_tensors="pt").to(device)
-            rows["padded"] += list(model(**padded).last_hidden_state.double().cpu().mean(dim=1))  # padding included
+            padded = tokenize(texts[start:start + batch_size], MAX_SEQ_LENGTH, padding=True)
+            rows["padded"] += list(states(padded).double().cpu().mean(dim=1))  # padding included
     unit = {name: F.normalize(torch.stack(vectors), dim=-1) for name, vectors in rows.items()}
     return [
         Cause("the vectors point the right way but are not scaled to length 1: finish with "
