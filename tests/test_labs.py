@@ -259,6 +259,7 @@ def test_lab2s_written_out_encoder_gives_the_models_own_states_and_the_same_caus
         ours = lab2.encoder_batch(texts, max_length, padding)
         assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours), (texts, max_length)
     assert lab2.encoder_batch(("word " * 600,))["input_ids"].shape[1] == tokenizer.model_max_length == 512
+    assert lab2.encoder_length("word " * 600) == len(tokenizer("word " * 600)["input_ids"]) == 602  # uncut
     for batch in (tokenizer(list(lab2.TEXTS), padding=True, return_tensors="pt"),
                   tokenizer([lab2.LONG_TEXT, "Hi!"], padding=True, truncation=True, return_tensors="pt")):
         with torch.no_grad():

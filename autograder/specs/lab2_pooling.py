@@ -108,12 +108,11 @@ def opening(text: str) -> str:
 
 def encoder_tokens(text: str) -> int:
     """How many tokens the encoder's tokenizer makes of ``text``, [CLS] and [SEP] included, uncut."""
-    found = lab2.encoder_tokenizer()
-    if found is None:  # a checkpoint without tokenizer.json: transformers' tokenizer
+    if lab2.encoder_tokenizer() is None:  # a checkpoint without tokenizer.json: transformers' tokenizer
         from book.models import load_tokenizer
 
         return len(load_tokenizer("encoder")(text)["input_ids"])
-    return len(found[0].encode(text).ids)
+    return lab2.encoder_length(text)
 
 
 @cached

@@ -224,6 +224,13 @@ def encoder_tokenizer():
     return tokenizer, int(limit)
 
 
+def encoder_length(text: str) -> int:
+    """How many tokens the encoder's tokenizer makes of ``text``, [CLS] and [SEP] included, uncut."""
+    tokenizer, _ = encoder_tokenizer()
+    with _TOKENIZER_LOCK:  # never while encoder_batch has truncation on
+        return len(tokenizer.encode(text).ids)
+
+
 def encoder_batch(texts, max_length: int | None = None, padding: bool = False) -> dict[str, torch.Tensor]:
     """What ``tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")`` gives
     for the encoder (``max_length`` None: the tokenizer's own limit): input_ids, token_type_ids, attention_mask."""
