@@ -275,3 +275,22 @@ def test_lab2s_written_out_encoder_gives_the_models_own_states_and_the_same_caus
     assert [c.hint for c in written_out] == [c.hint for c in own]
     for ours, theirs in zip(written_out, own):
         torch.testing.assert_close(ours.value, theirs.value, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_lab3s_truths_read_the_checkpoints_files_as_transformers_loads_them(role):
+    """Lab 3's truths read the tokenizer (tokenizer.json) and the embedding matrix (memory-mapped) from the checkpoint's
+    files, so that the grader needs no transformers model class: they must be what transformers loads."""
+    from autograder.specs import lab3_tokens
+    from book.labs import lab3
+
+    tokenizer, weight = lab3.pristine(role)
+    assert isinstance(tokenizer, lab3.FileTokenizer)  # the course checkpoints have the files
+    theirs, model = labs.course_vocabulary_model(role)
+    assert torch.equal(weight, model.get_input_embeddings().weight)
+    assert len(tokenizer) == len(theirs)
+    texts = [s for pool in lab3_tokens.POOLS.values() for s in pool] + [
+        s for case in lab3.CASES.values() for s in case.strings + case.sentences] + ["", " GPUs", "<|im_start|>", "[CLS]"]
+    for text in texts:
+        for special in (False, True):
+            assert tokenizer.encode(text, add_special_tokens=special) == theirs.encode(text, add_special_tokens=special), text
