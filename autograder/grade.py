@@ -37,7 +37,7 @@ from autograder.sandbox import Limits, Sandbox
 from autograder.seeding import Seeding, fingerprint, seeding_for
 from autograder.results import LabRecord, StudentRecord, TestResult
 from autograder.spec import HIDDEN, VISIBLE, collect, run_test
-from autograder.worker import COMMON_IMPORTS
+from autograder.worker import COMMON_IMPORTS, return_free_memory
 
 
 class Interrupted(Exception):
@@ -208,6 +208,7 @@ class Grader:
             if not gc.isenabled():
                 gc.freeze()
                 gc.enable()
+            return_free_memory()  # what loading the truths' tokenizers and files freed (tens of MB)
         timeline.mark("truths ready")
 
     def truths_ready(self) -> None:

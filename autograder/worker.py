@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 
 from autograder import wire
 from autograder.wire import ErrorKind
@@ -131,14 +132,146 @@ def preload(names: list[str], imports: list[str], moments: dict | None = None) -
             tokenizer = book.load_tokenizer(role)
             model = book.models.load_vocabulary_model(role) if part == "vocabulary" else book.load_model(role)
             model.requires_grad_(False)
+            # A model without its layers runs its base only: a tied head's logits would read every row of the
+            # embedding matrix (SmolLM2's 113 MB), pages a lab that only grows the matrix then never needs.
+            runner = model.base_model if part == "vocabulary" else model
             with torch.no_grad():  # the first forward initialises kernels: pay it here, once
-                model(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))
+                runner(**tokenizer(["warm up", "the model once"], padding=True, return_tensors="pt"))
             objects[f"{role}_tokenizer"], objects[f"{role}_model"] = tokenizer, model
+        note_room([o for o in objects.values() if isinstance(o, torch.nn.Module)])
     return objects
 
 
+def return_free_memory() -> None:
+    """Give the C allocator's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Loading leaves freed memory behind in the allocator's heap: parsing SmolLM2's tokenizer.json
+    alone leaves about 16 MB. In the zygote those pages would stay resident for as long as it lives,
+    and every child would inherit them.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass(frozen=True)
+class Room:
+    """Where a matrix loaded from a file lies: the end of the room after it, and the file and offset it was read from."""
+
+    limit: int  # the address the matrix may grow up to (excluded)
+    path: str  # the checkpoint file the mapping reads
+    offset: int  # the file offset of the matrix's first byte
+    fd: int  # that file, opened read-only by the zygote (a child running as nobody may not open it: /root is private)
+
+
+# Where a loaded model's input embedding matrix may grow in place: its first element's address -> its Room (the rest
+# of its private, copy-on-write file mapping, up to the next tensor a loaded model uses). Filled by the zygote
+# (:func:`note_room`), read by its children (same addresses after ``fork``).
+ROOM: dict[int, Room] = {}
+
+
+def note_room(models) -> None:
+    """Record how far each model's input embedding matrix could grow within the file mapping it was loaded from.
+
+    transformers reads a checkpoint's tensors from a private (copy-on-write) mapping of the
+    ``.safetensors`` file; an embedding matrix sits among the file's other tensors, which a model
+    without its layers (:func:`book.models.load_vocabulary_model`) never uses. The room after the
+    matrix ends where the mapping does, or at the first tensor of any loaded model, whichever
+    comes first: growing into it never touches a tensor in use. Read from ``/proc/self/maps`` here,
+    in the zygote: a child running as ``nobody`` may not read its own.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            mappings = []
+            for line in maps:
+                fields = line.split()
+                low, high = (int(x, 16) for x in fields[0].split("-"))
+                private_file = len(fields) >= 6 and fields[1].startswith("rw") and fields[1].endswith("p") and fields[4] != "0"
+                path = line.rstrip("\n").split(None, 5)[5] if private_file else ""
+                mappings.append((low, high, private_file, path, int(fields[2], 16)))
+    except OSError:
+        return
+    used = [(t.data_ptr(), t.data_ptr() + t.numel() * t.element_size())
+            for model in models for t in list(model.parameters()) + list(model.buffers()) if t.numel()]
+    for model in models:
+        weight = getattr(model.get_input_embeddings(), "weight", None)
+        if weight is None or weight.dim() != 2 or not weight.is_contiguous() or weight.device.type != "cpu":
+            continue
+        start = weight.data_ptr()
+        end = start + weight.numel() * weight.element_size()
+        mapping = next((m for m in mappings if m[2] and m[0] <= start < m[1]), None)
+        if mapping is None:
+            continue
+        low, high, _, path, offset = mapping
+        limit = min([high] + [first for first, last in used if first >= end])
+        if limit > end:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1
+            ROOM[start] = Room(limit, path, offset + start - low, fd)
+
+
+def _grown_in_place(old, rows: int):
+    """A (rows, D) tensor whose first V rows are ``old``'s own memory (nothing copied), or None where there is no room.
+
+    The rows after V are the untouched, copy-on-write pages of the file mapping after the matrix
+    (:func:`note_room`): only the pages of the rows written later (the added ones) become this
+    process's own. The buffer keeps ``old``'s storage, and with it the mapping, alive.
+    """
+    import torch
+
+    start = old.data_ptr()
+    needed = rows * old.shape[1] * old.element_size()
+    if old.dim() != 2 or not old.is_contiguous() or start not in ROOM or start + needed > ROOM[start].limit:
+        return None
+
+    class Pages(ctypes.c_char * needed):
+        pass
+
+    pages = Pages.from_address(start)
+    pages.owner = old.untyped_storage()
+    return torch.frombuffer(pages, dtype=old.dtype, count=rows * old.shape[1]).view(rows, old.shape[1])
+
+
+MADV_DONTNEED = 4
+
+
+def _drop_unchanged_pages(rows) -> None:
+    """Unmap the pages of ``rows`` (a block of a matrix in a file mapping, :data:`ROOM`) that hold what the file holds.
+
+    A page of a private file mapping that was only read is the file's page; dropping it
+    (``MADV_DONTNEED``) frees this process of it, and reading it again reads the file: the same
+    bytes. A page written since is this process's own, and dropping it would lose what was
+    written: so the pages are dropped only if their bytes equal the file's, compared here (a block
+    with any change keeps all its pages). Only pages wholly inside ``rows`` are considered. (The
+    kernel's ``MADV_PAGEOUT`` would need write permission on the file, which a child running as
+    ``nobody`` lacks.)
+    """
+    start = rows.data_ptr()
+    found = next(((low, room) for low, room in ROOM.items() if low <= start < room.limit), None)
+    if found is None:
+        return
+    low, room = found
+    page = resource.getpagesize()
+    first = -(-start // page) * page
+    last = (start + rows.numel() * rows.element_size()) // page * page
+    if last <= first:
+        return
+    try:
+        on_disk = os.pread(room.fd, last - first, room.offset + first - low)
+        if ctypes.string_at(first, last - first) != on_disk:
+            return
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.madvise(ctypes.c_void_p(first), last - first, MADV_DONTNEED)
+    except (OSError, AttributeError):
+        pass
+
+
 def draw_added_rows_only() -> None:
-    """Make ``resize_token_embeddings`` draw random values for the added rows only, in this process.
+    """Make ``resize_token_embeddings`` draw random values for the added rows only, and copy nothing, in this process.
 
     transformers builds the grown matrix (V', D) as a new ``nn.Embedding``, whose constructor fills
     every row from a normal distribution, fills them all again (``_init_weights``), then copies the V
@@ -146,6 +279,17 @@ def draw_added_rows_only() -> None:
     SmolLM2 (V = 49152, D = 576) that is 0.4 s of a lab 3 call, the bulk of grading one submission.
     In the worker the draws are made for rows V on only: the matrix a submission gets is the same
     (old rows copied, added rows from the same normal distribution, or set by ``mean_resizing``).
+
+    Memory: where the old matrix lies in a file mapping with room after it (:func:`note_room`), the
+    grown matrix is built over the same memory (:func:`_grown_in_place`), so that transformers' copy
+    of the V old rows is a copy onto themselves, which torch skips: SmolLM2's 113 MB are not
+    duplicated in each child, only the pages of the added rows are. ``mean_resizing``'s mean and
+    covariance are computed a block of rows at a time, without its float32 copy of the centred
+    matrix (another 113 MB), and the file's pages it read are given back as it goes
+    (:func:`_drop_unchanged_pages`). The values a submission sees are those of transformers' own
+    code (the mean and covariance up to rounding). One difference only: a separate tensor kept on the old matrix (``weight.detach()`` before
+    resizing) shares memory with the grown matrix's first V rows, where transformers' copy would
+    have separated them; writing into the old rows of either shows in both.
     """
     import torch
     from transformers import PreTrainedModel, initialization
@@ -154,12 +298,18 @@ def draw_added_rows_only() -> None:
     if getattr(original, "added_rows_only", False):
         return
     torch_normal = initialization.TORCH_INIT_FUNCTIONS["normal_"]
+    embedding_init = torch.nn.Embedding.__init__
 
-    def resized(self, old_embeddings, *args, **kwargs):
+    def resized(self, old_embeddings, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         old = getattr(old_embeddings, "weight", None)
         if not isinstance(old, torch.Tensor) or old.dim() != 2:
-            return original(self, old_embeddings, *args, **kwargs)
+            return original(self, old_embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing)
         V, D = old.shape
+        rows = V if new_num_tokens is None else new_num_tokens
+        if isinstance(pad_to_multiple_of, int) and pad_to_multiple_of > 0:
+            rows = -(-rows // pad_to_multiple_of) * pad_to_multiple_of
+        grown = _grown_in_place(old, rows) if (isinstance(rows, int) and rows > V and
+                                               isinstance(old_embeddings, torch.nn.Embedding)) else None
 
         def normal_(tensor, *a, **k):  # (V', D) -> only rows V: are kept
             if tensor.dim() == 2 and tensor.shape[0] > V and tensor.shape[1] == D:
@@ -167,15 +317,63 @@ def draw_added_rows_only() -> None:
                 return tensor
             return torch_normal(tensor, *a, **k)
 
-        saved = torch.nn.init.normal_
+        def build(module, num_embeddings, embedding_dim, *a, **k):  # the new nn.Embedding, over the grown pages
+            if grown is not None and (num_embeddings, embedding_dim) == (rows, D) and not a and k.get("_weight") is None:
+                k = {**k, "_weight": grown}
+                k.pop("device", None)
+                k.pop("dtype", None)
+            embedding_init(module, num_embeddings, embedding_dim, *a, **k)
+
+        saved, data = torch.nn.init.normal_, old.data
         torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = normal_, normal_
+        if grown is not None:
+            old.data = grown[:V]  # the same memory and values: transformers' copy of the old rows is then onto themselves
+            torch.nn.Embedding.__init__ = build
         try:
-            return original(self, old_embeddings, *args, **kwargs)
+            return original(self, old_embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing)
+        except BaseException:
+            old.data = data
+            raise
         finally:
             torch.nn.init.normal_, initialization.TORCH_INIT_FUNCTIONS["normal_"] = saved, torch_normal
+            torch.nn.Embedding.__init__ = embedding_init
+
+    def mean_rows(self, old_embeddings, new_embeddings, old_num_tokens, added_num_tokens):
+        """transformers' ``_init_added_embeddings_weights_with_mean``, its mean and covariance summed block by block.
+
+        One pass over the rows, in float64, centred on the first block's mean (the shifted-data
+        formula, as stable as centring on the mean itself); each block's file pages are given back
+        as soon as it is read, where unchanged (:func:`_drop_unchanged_pages`).
+        """
+        from torch.distributions import constraints
+
+        weight = old_embeddings.weight.data
+        V, D = weight.shape
+        shift = weight[:1024].to(torch.float64).mean(dim=0)  # (D,)
+        total, products = torch.zeros(D, dtype=torch.float64), torch.zeros(D, D, dtype=torch.float64)
+        for i in range(0, V, 1024):
+            block = weight[i:i + 1024]
+            centred = block.to(torch.float64) - shift
+            total += centred.sum(dim=0)
+            products += centred.T @ centred
+            _drop_unchanged_pages(block)  # the rows just read: SmolLM2's file pages a child would otherwise keep
+        del centred
+        return_free_memory()  # the blocks' scratch, which the C allocator would otherwise keep
+        offset = total / V  # the mean minus the shift
+        mean = (shift + offset).to(torch.float32)
+        covariance = ((products - V * torch.outer(offset, offset)) / old_num_tokens).to(torch.float32)
+        epsilon = 1e-9
+        if constraints.positive_definite.check(epsilon * covariance).all():
+            distribution = torch.distributions.multivariate_normal.MultivariateNormal(mean, covariance_matrix=epsilon * covariance)
+            new_embeddings.weight.data[-1 * added_num_tokens:, :] = distribution.sample(
+                sample_shape=(added_num_tokens,)).to(old_embeddings.weight.dtype)
+        else:
+            new_embeddings.weight.data[-1 * added_num_tokens:, :] = (
+                mean[None, :].repeat(added_num_tokens, 1).to(old_embeddings.weight.dtype))
 
     resized.added_rows_only = True
     PreTrainedModel._get_resized_embeddings = resized
+    PreTrainedModel._init_added_embeddings_weights_with_mean = mean_rows
 
 
 def can_drop_privileges() -> bool:
@@ -511,6 +709,7 @@ def main(argv: list[str] | None = None) -> None:
     # Move everything loaded so far out of the garbage collector's sight: a collection in a child
     # would otherwise touch every object and copy the zygote's memory page by page.
     gc.collect()
+    return_free_memory()
     gc.freeze()
     gc.enable()  # the children run student code with the collector on, as Python always does
     moments["ready"] = time.time()

@@ -247,3 +247,28 @@ def test_a_worker_killed_from_outside_is_started_again(grader, tmp_path, capsys)
     record = grader.grade_lab("lab1", write(tmp_path, "merge.py", CORRECT_MERGE), TIGHT)
     assert passed(record, "merge_heads") and grader.sandbox.generation == generation + 1
     assert "The grading worker stopped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variable", ["MPLCONFIGDIR", "XDG_CACHE_HOME", None])
+def test_the_font_list_is_found_where_matplotlib_keeps_it_without_importing_matplotlib(tmp_path, variable):
+    """The grader copies matplotlib's font list for the zygote from matplotlib.get_cachedir()'s folder, found without
+    importing matplotlib (15 MB the grader would otherwise hold on Gradescope's memory budget)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME")}
+    environment["HOME"] = str(tmp_path / "home")
+    if variable:
+        environment[variable] = str(tmp_path / "set")
+    code = ("import json, sys\nfrom pathlib import Path\nfrom autograder import sandbox\n"
+            "target = Path(sys.argv[1])\nsandbox._copy_font_cache(target)\n"
+            "print(json.dumps(['matplotlib' in sys.modules, sorted(p.name for p in target.iterdir())]))")
+    where = subprocess.run([sys.executable, "-c", "import matplotlib; print(matplotlib.get_cachedir())"],
+                           env=environment, capture_output=True, text=True, timeout=120).stdout.strip()
+    (Path(where) / "fontlist-v0.json").write_text("{}")
+    found = subprocess.run([sys.executable, "-c", code, str(tmp_path / "copy")], env=environment, capture_output=True,
+                           text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == [False, ["fontlist-v0.json"]]

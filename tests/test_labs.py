@@ -278,6 +278,23 @@ def test_lab2s_written_out_encoder_gives_the_models_own_states_and_the_same_caus
 
 
 @pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_lab3s_saved_row_means_are_the_checkpoints(role):
+    """The mean of every embedding row (a likely cause's value) is saved so the grader need not read the whole
+    matrix; it must be the mean of the checkpoint's rows today, and a matrix that differs must not use it."""
+    from book.labs import lab3
+
+    _, weight = lab3.pristine(role)
+    from safetensors import safe_open
+
+    with safe_open(str(lab3.ROW_MEANS), "pt") as saved:  # saved for this very checkpoint: the grader uses it
+        assert saved.metadata()[role] == lab3.fingerprint(weight)
+    torch.testing.assert_close(lab3.row_mean(role), weight.mean(dim=0).double(), rtol=0, atol=0)
+    changed = weight.clone()
+    changed[0] += 1  # another checkpoint: a row the fingerprint reads differs
+    assert lab3.fingerprint(changed) != lab3.fingerprint(weight)
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
 def test_lab3s_truths_read_the_checkpoints_files_as_transformers_loads_them(role):
     """Lab 3's truths read the tokenizer (tokenizer.json) and the embedding matrix (memory-mapped) from the checkpoint's
     files, so that the grader needs no transformers model class: they must be what transformers loads."""

@@ -29,6 +29,27 @@ def test_value_mismatch_names_the_largest_difference_and_its_index():
         compare.check_close(actual, expected, "the output")
 
 
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4), (1, 7, 1, 3)])
+def test_the_index_named_is_torchs_unravel_index(shape):
+    for flat in range(int(torch.Size(shape).numel())):
+        expected = [int(i) for i in torch.unravel_index(torch.tensor(flat), shape)] if shape else []
+        assert compare._index(flat, shape) == str(expected)
+
+
+def test_a_failed_check_imports_nothing_heavy_into_the_grader():
+    """Naming where a result differs must not import sympy (torch.unravel_index does: 30 MB in every grader
+    that grades a faulty submission, on Gradescope's memory budget)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom book.labs.compare import Mismatch, check_close\n"
+            "try:\n    check_close(torch.ones(3, 4), torch.zeros(3, 4), 'x')\nexcept Mismatch as m:\n    assert '[0, 0]' in str(m), m\n"
+            "print('sympy' in sys.modules)")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("actual, message", [
     (torch.zeros(7, 3), r"the output: shape \(7, 3\), expected \(3, 7\) \(B, D\)"),
     (torch.zeros(3, 7, dtype=torch.float64), "the output: dtype float64, expected float32"),

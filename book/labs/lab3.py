@@ -23,6 +23,10 @@ from book.labs import Lab, Rules, cached, course_vocabulary_model
 from book.labs.compare import Cause, Mismatch, check_close
 
 FUNCTIONS = ("add_tokens",)
+# The mean of every row of each role's embedding matrix (a likely cause's value), saved so that the grader need not
+# read the whole matrix: for SmolLM2 that is 113 MB of pages a lab 3 grading otherwise never touches. Used only where
+# the checkpoint's fingerprint matches (:func:`row_mean`); ``tests/test_labs.py`` checks it against the files.
+ROW_MEANS = Path(__file__).parent / "data" / "lab3_row_means.safetensors"
 RULES = Rules()
 MODELS = {"encoder": "MiniLM", "decoder": "SmolLM2"}
 
@@ -139,6 +143,37 @@ def pristine(role: str):
     return tokenizer, model.get_input_embeddings().weight.detach()  # (V, D)
 
 
+def fingerprint(weight: torch.Tensor) -> str:
+    """The shape, dtype and a checksum of 16 rows spread over an embedding matrix (V, D): which checkpoint it is."""
+    V = weight.shape[0]
+    rows = weight[torch.linspace(0, V - 1, 16).long()].contiguous()  # (16, D): 16 pages read, not the matrix
+    return f"{tuple(weight.shape)} {weight.dtype} {zlib.crc32(rows.view(torch.uint8).numpy().tobytes()):08x}"
+
+
+@cached
+def row_mean(role: str) -> torch.Tensor:
+    """The mean of every row of ``role``'s embedding matrix, (D,) float64: saved where the checkpoint is the saved one."""
+    _, weight = pristine(role)
+    if ROW_MEANS.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(ROW_MEANS), "pt") as saved:
+            if (saved.metadata() or {}).get(role) == fingerprint(weight):
+                return saved.get_tensor(role)
+    return weight.mean(dim=0).double()  # no float64 copy of the whole matrix
+
+
+def save_row_means(path: Path = ROW_MEANS) -> None:
+    """Write :data:`ROW_MEANS` from the course's checkpoints (after a model changes: the fingerprint then differs)."""
+    from safetensors.torch import save_file
+
+    means, prints = {}, {}
+    for role in MODELS:
+        _, weight = pristine(role)
+        means[role], prints[role] = weight.mean(dim=0).double().contiguous(), fingerprint(weight)
+    save_file(means, str(path), metadata=prints)
+
+
 @cached
 def expectation(case: AddCase) -> dict:
     """What add_tokens must do for ``case``, from the tokenizer and embeddings before the call."""
@@ -148,7 +183,7 @@ def expectation(case: AddCase) -> dict:
     existing = {s: pieces[s][0] for s in case.strings if is_token(tokenizer, s)}  # already one token: not added
     new = [s for s in dict.fromkeys(case.strings) if s not in existing]
     means = {s: weight[torch.tensor(pieces[s])].double().mean(dim=0) for s in new}  # (D,) each
-    average = weight.mean(dim=0).double()  # (D,): the mean of every row (no float64 copy of the whole matrix)
+    average = row_mean(case.role)  # (D,): the mean of every row
     causes = {s: [Cause("the row is all zeros: set it to the mean of the rows of the pieces the string was split into.",
                         torch.zeros_like(means[s])),
                   Cause("the row is the mean of every row of the matrix (what resize_token_embeddings puts in new rows by "
