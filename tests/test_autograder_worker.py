@@ -102,7 +102,7 @@ def test_a_matrix_loaded_from_a_file_grows_in_place_with_the_values_transformers
         grown[fast] = (weight.detach().clone(), written, weight.data_ptr() == address, resident)
         _restore_after(monkeypatch)
     assert not grown[False][2] and grown[True][2]  # transformers copies; the worker grows the matrix where it lies
-    assert grown[False][1] >= V * D * 4 * 0.9  # the copy: every old row written again
+    # (what transformers' copy writes is not asserted: in a long test run it may land in heap pages already dirty)
     assert grown[True][1] < V * D * 4 * 0.25  # in place: the added rows' pages (and the sampling's scratch) only
     # mean_resizing reads every old row (its mean and covariance); the worker gives the file's pages back as it goes
     assert grown[True][3] < V * D * 4 * 0.25
