@@ -282,9 +282,11 @@ def public_report(entry: Entry):
 CAUSE = re.compile(r"Likely cause: (.*?)(?=\n|$)", re.DOTALL)
 
 
-def likely_causes(texts) -> set[str]:
-    """The "Likely cause" sentences in ``texts``, numbers left out (a hidden case's sizes differ from a public one's)."""
-    return {re.sub(r"\d+", "#", cause.strip()) for text in texts for cause in CAUSE.findall(text)}
+def likely_causes(texts, numbers: bool = False) -> set[str]:
+    """The "Likely cause" sentences in ``texts``, numbers left out to compare them (a hidden case's sizes differ from a
+    public one's) unless ``numbers`` (to show them as the student reads them)."""
+    causes = {cause.strip() for text in texts for cause in CAUSE.findall(text)}
+    return causes if numbers else {re.sub(r"\d+", "#", cause) for cause in causes}
 
 
 def failing_rules(record: LabRecord) -> set[str]:
@@ -554,7 +556,7 @@ def agreement_table(rows: list[Row], markdown: bool = False) -> str:
         report = row.public
         verdict = (f"pass {report.total} of {report.total}" if report.all_passed
                    else f"fail {len(report.failed)} of {report.total}: {', '.join(report.failed)}")
-        causes = sorted(likely_causes(r.hint for r in report.results if not r.passed))
+        causes = sorted(likely_causes((r.hint for r in report.results if not r.passed), numbers=True))
         body.append([row.entry.name, verdict, row.got, "; ".join(causes) or "-", "yes" if not agreement(row) else "NO"])
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

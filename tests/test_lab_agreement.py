@@ -32,3 +32,6 @@ def test_the_agreement_table_has_a_row_per_correct_and_faulty_entry(audited):
     table = audit.agreement_table(rows, markdown=True).splitlines()
     assert table[0] == "| submission | public checks | grader | likely cause | agree |"
     assert len(table) == 2 + len(ENTRIES) and all(line.endswith("| yes |") for line in table[2:])
+    # the causes as the student reads them, numbers kept (the comparison alone leaves them out)
+    over_queries = next(line for line in table if line.startswith("| lab1/faulty_softmax_over_queries.py |"))
+    assert "use softmax(dim=-1)" in over_queries, over_queries
