@@ -38,6 +38,7 @@ import io
 import shlex
 import stat
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,8 @@ class LocalRun:
 
     results: dict
     seconds: float
-    peak_bytes: int  # PSS of run_autograder and every process under it: the grader, the worker, its children
+    peak_bytes: int  # memory of run_autograder and every process under it (the grader, the worker, its children),
+    # each physical page once (autograder.bench.tree_resident): what the container holds
     root: Path
 
 
@@ -230,7 +232,7 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
     import subprocess
     import time
 
-    from autograder.bench import tree_pss
+    from autograder.bench import tree_resident
     from book.models import cache_dir
 
     archive, submission, workspace = (Path(p).resolve() for p in (archive, submission, workspace))
@@ -258,7 +260,7 @@ def try_locally(archive: Path, submission: Path, workspace: Path, email: str = "
                                stderr=subprocess.PIPE, text=True)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, tree_pss(process.pid))
+        peak = max(peak, tree_resident(process.pid))
         time.sleep(0.1)
     seconds = time.perf_counter() - started
     out, err = process.communicate()
@@ -275,16 +277,23 @@ def try_reference(lab: str, workspace: Path, secret: str | None = None, cpus: st
     return try_locally(archive, ROOT / specs.load(lab).LAB.reference, Path(workspace) / lab, cpus=cpus)
 
 
-def try_mistakes(lab: str, workspace: Path, secret: str | None = None, cpus: str | None = None) -> dict[str, LocalRun]:
+def try_mistakes(lab: str, workspace: Path, secret: str | None = None,
+                 cpus: str | list[str] | None = None) -> dict[str, LocalRun]:
     """Grade each classic mistake of ``lab`` (:data:`autograder.bench.MUTANTS`) with its bundle, as :func:`try_reference`
     does the reference: a faulty submission can cost more memory than a correct one (the grader then computes what
-    the known mistakes give, to name the likely cause)."""
+    the known mistakes give, to name the likely cause).
+
+    ``cpus`` as in :func:`try_locally`; a list of CPU sets (``["0", "1"]``) grades that many mistakes side by side,
+    each on a set of its own. Their peak memory is what each alone needs (:func:`autograder.bench.tree_resident`
+    counts a page two runs share in both); their times are not those of a run alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from autograder import bench
 
     workspace = Path(workspace)
     archive = write_bundle(workspace / zip_name(lab), lab, secret=secret)
     reference = (ROOT / specs.load(lab).LAB.reference).read_text()
-    runs = {}
+    submissions = {}
     for mutant in bench.MUTANTS:
         text = bench.mutate(reference, mutant) if mutant.lab == lab else None
         if text is None:
@@ -292,8 +301,22 @@ def try_mistakes(lab: str, workspace: Path, secret: str | None = None, cpus: str
         submission = workspace / f"{lab}-{mutant.name}" / Path(specs.load(lab).LAB.reference).name
         submission.parent.mkdir(parents=True, exist_ok=True)
         submission.write_text(text)
-        runs[mutant.name] = try_locally(archive, submission, workspace / f"{lab}-{mutant.name}-run", cpus=cpus)
-    return runs
+        submissions[mutant.name] = submission
+    lanes = cpus if isinstance(cpus, list) and cpus else [cpus]
+    free = list(lanes)  # the CPU sets no run holds now
+    taken = threading.Lock()
+
+    def run(name: str) -> tuple[str, LocalRun]:
+        with taken:
+            lane = free.pop()
+        try:
+            return name, try_locally(archive, submissions[name], workspace / f"{lab}-{name}-run", cpus=lane)
+        finally:
+            with taken:
+                free.append(lane)
+
+    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+        return dict(pool.map(run, submissions))
 
 
 def failed_results(status: int) -> dict:

@@ -5,7 +5,7 @@ The zip is unpacked into a tree laid out like Gradescope's ``/autograder`` (``so
 of files as a student uploads them) is put in ``submission/``, and ``run_autograder`` runs with
 this machine's Python and models (:func:`autograder.bundle.try_locally`). It prints the score, the
 wall time and the peak memory of every process involved (the grader, the worker, the child running
-the submission; PSS), and what the student would read::
+the submission; each page once), and what the student would read::
 
     llm-grade try lab1-autograder.zip alice.ipynb
     llm-grade try lab1-autograder.zip submissions/alice/ --email alice@example.edu --keep trial/

@@ -4,8 +4,9 @@ For each lab: write the lab's Gradescope bundle, unpack it into a temporary /aut
 tree and run ``run_autograder`` on the reference solution (:func:`autograder.bundle.try_locally`,
 with this interpreter instead of /autograder/venv and the models this machine converted, as
 setup.sh leaves them in the image), sampling the memory of the whole process tree: the grader,
-the worker and the child running the submission. Memory is PSS (pages shared between the
-worker and its child counted once), the figure a container's limit sees. Each lab runs twice:
+the worker and the child running the submission. Memory counts each physical page the tree maps
+once (:func:`autograder.bench.tree_resident`: pages shared between the worker and its child
+once, and in full those it shares with this script's own torch), what the container holds. Each lab runs twice:
 on every CPU of this machine, and on one (``taskset -c 0``), closer to Gradescope's default
 container (:data:`autograder.bundle.GRADESCOPE_DEFAULT_MEMORY`, half a CPU); the instructors'
 page states these figures. Each classic mistake of the lab (:data:`autograder.bench.MUTANTS`) is
@@ -43,7 +44,7 @@ def main() -> int:
     limit = bundle.GRADESCOPE_DEFAULT_MEMORY
     print(f"One submission graded by run_autograder, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"Gradescope's default container: {limit / 1e6:.0f} MB ({limit / 2**20:.0f} MiB), half a CPU")
-    print(f"{'lab':5} {'score':>9} {'wall s':>7} {'one CPU s':>10} {'peak MiB (PSS, all processes)':>30} {'fits':>5}  "
+    print(f"{'lab':5} {'score':>9} {'wall s':>7} {'one CPU s':>10} {'peak MiB (all processes)':>25} {'fits':>5}  "
           "worst classic mistake (one CPU): s, peak MiB, fits")
     with tempfile.TemporaryDirectory(prefix="llm-grade-gradescope-") as temporary:
         for lab in args.labs:
@@ -53,7 +54,7 @@ def main() -> int:
             worst = {cpus: max(found, key=lambda r: r.seconds) for cpus, found in runs.items()}
             peak = max(r.peak_bytes for found in runs.values() for r in found)
             score = f"{worst[None].results['score']:g}/{worst[None].results['max_score']:g}"
-            line = (f"{lab:5} {score:>9} {worst[None].seconds:7.1f} {worst['0'].seconds:10.1f} {peak / 2**20:30.0f} "
+            line = (f"{lab:5} {score:>9} {worst[None].seconds:7.1f} {worst['0'].seconds:10.1f} {peak / 2**20:25.0f} "
                     f"{'yes' if peak <= limit else 'NO':>5}")
             if args.mistakes:
                 mistakes = bundle.try_mistakes(lab, Path(temporary) / f"mistakes-{lab}", cpus="0")
