@@ -165,6 +165,16 @@ def _frames(pid: int):
     return np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
 
 
+def frames_readable() -> bool:
+    """Whether this user may read page frame numbers (root), so that :func:`tree_resident` is exact, not PSS."""
+    import os
+
+    try:
+        return bool(_frames(os.getpid()).any())
+    except (ImportError, OSError):
+        return False
+
+
 def tree_resident(pid: int) -> int:
     """The physical memory process ``pid`` and all its descendants map, each page once, in bytes: what a container
     holding only them would hold resident (file pages they map included, page cache they only read not).

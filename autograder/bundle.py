@@ -285,7 +285,9 @@ def try_mistakes(lab: str, workspace: Path, secret: str | None = None,
 
     ``cpus`` as in :func:`try_locally`; a list of CPU sets (``["0", "1"]``) grades that many mistakes side by side,
     each on a set of its own. Their peak memory is what each alone needs (:func:`autograder.bench.tree_resident`
-    counts a page two runs share in both); their times are not those of a run alone."""
+    counts a page two runs share in both); their times are not those of a run alone. Where page frames cannot be
+    read (not root), memory is PSS, which two runs side by side would split: they then run one at a time, on the
+    first set."""
     from concurrent.futures import ThreadPoolExecutor
 
     from autograder import bench
@@ -303,6 +305,8 @@ def try_mistakes(lab: str, workspace: Path, secret: str | None = None,
         submission.write_text(text)
         submissions[mutant.name] = submission
     lanes = cpus if isinstance(cpus, list) and cpus else [cpus]
+    if len(lanes) > 1 and not bench.frames_readable():
+        lanes = lanes[:1]
     free = list(lanes)  # the CPU sets no run holds now
     taken = threading.Lock()
 
