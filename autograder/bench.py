@@ -17,6 +17,7 @@ wall time per submission, and the peak memory of the grader and of the workers.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import tempfile
@@ -122,6 +123,17 @@ def generate(folder: Path, count: int, root: Path = ROOT) -> tuple[dict[str, lis
     return written, skipped
 
 
+def _tree(pid: int) -> list:
+    """Process ``pid`` and all its descendants (psutil processes); empty once it has ended."""
+    import psutil
+
+    try:
+        top = psutil.Process(pid)
+        return [top] + top.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def tree_pss(pid: int) -> int:
     """The proportional memory (PSS, RSS where the system has none) of process ``pid`` and all its descendants, in
     bytes; 0 without psutil or once the process has ended."""
@@ -129,11 +141,7 @@ def tree_pss(pid: int) -> int:
         import psutil
     except ImportError:
         return 0
-    try:
-        top = psutil.Process(pid)
-        processes = [top] + top.children(recursive=True)
-    except psutil.Error:
-        return 0
+    processes = _tree(pid)
     total = 0
     for process in processes:
         try:
@@ -165,11 +173,15 @@ def _frames(pid: int):
     return np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
 
 
+@functools.lru_cache(maxsize=None)
 def frames_readable() -> bool:
-    """Whether this user may read page frame numbers (root), so that :func:`tree_resident` is exact, not PSS."""
+    """Whether this user may read page frame numbers (root) and psutil is there, so that :func:`tree_resident` is
+    exact, not PSS. Asked once: it reads this process's own page map."""
     import os
 
     try:
+        import psutil  # noqa: F401
+
         return bool(_frames(os.getpid()).any())
     except (ImportError, OSError):
         return False
@@ -183,28 +195,19 @@ def tree_resident(pid: int) -> int:
     libraries in the Python that measures it, or in a bundle graded beside it) counts whole, where PSS gives the tree
     a share only. Reading page frames needs root (CAP_SYS_ADMIN); elsewhere this is :func:`tree_pss`.
     """
-    try:
-        import numpy as np
-        import psutil
-    except ImportError:
+    if not frames_readable():
         return tree_pss(pid)
-    try:
-        top = psutil.Process(pid)
-        processes = [top] + top.children(recursive=True)
-    except psutil.Error:
-        return 0
+    import numpy as np
+
     frames = []
-    for process in processes:
+    for process in _tree(pid):
         try:
             frames.append(_frames(process.pid))
         except (OSError, ValueError):  # the process ended, or its maps changed while read
             pass
     if not frames:
         return 0
-    frames = np.unique(np.concatenate(frames))
-    if frames.size and not frames.any():  # frame numbers hidden from this user: PSS instead
-        return tree_pss(pid)
-    return int(np.count_nonzero(frames)) * _PAGE
+    return int(np.unique(np.concatenate(frames)).size) * _PAGE
 
 
 class MemoryWatch:

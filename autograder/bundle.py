@@ -38,7 +38,6 @@ import io
 import shlex
 import stat
 import sys
-import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,6 +287,7 @@ def try_mistakes(lab: str, workspace: Path, secret: str | None = None,
     counts a page two runs share in both); their times are not those of a run alone. Where page frames cannot be
     read (not root), memory is PSS, which two runs side by side would split: they then run one at a time, on the
     first set."""
+    import queue
     from concurrent.futures import ThreadPoolExecutor
 
     from autograder import bench
@@ -307,17 +307,16 @@ def try_mistakes(lab: str, workspace: Path, secret: str | None = None,
     lanes = cpus if isinstance(cpus, list) and cpus else [cpus]
     if len(lanes) > 1 and not bench.frames_readable():
         lanes = lanes[:1]
-    free = list(lanes)  # the CPU sets no run holds now
-    taken = threading.Lock()
+    free = queue.SimpleQueue()  # the CPU sets no run holds now
+    for lane in lanes:
+        free.put(lane)
 
     def run(name: str) -> tuple[str, LocalRun]:
-        with taken:
-            lane = free.pop()
+        lane = free.get()
         try:
             return name, try_locally(archive, submissions[name], workspace / f"{lab}-{name}-run", cpus=lane)
         finally:
-            with taken:
-                free.append(lane)
+            free.put(lane)
 
     with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
         return dict(pool.map(run, submissions))

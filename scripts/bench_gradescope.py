@@ -6,8 +6,8 @@ with this interpreter instead of /autograder/venv and the models this machine co
 setup.sh leaves them in the image), sampling the memory of the whole process tree: the grader,
 the worker and the child running the submission. Memory counts each physical page the tree maps
 once (:func:`autograder.bench.tree_resident`: pages shared between the worker and its child
-once, and in full those it shares with this script's own torch), what the container holds. Each lab runs twice:
-on every CPU of this machine, and on one (``taskset -c 0``), closer to Gradescope's default
+once, and in full those it shares with this script's own torch), what the container holds.
+Each lab runs twice: on every CPU of this machine, and on one (``taskset -c 0``), closer to Gradescope's default
 container (:data:`autograder.bundle.GRADESCOPE_DEFAULT_MEMORY`, half a CPU); the instructors'
 page states these figures. Each classic mistake of the lab (:data:`autograder.bench.MUTANTS`) is
 graded too, on one CPU: a faulty submission can peak higher than a correct one, since the grader
