@@ -158,20 +158,6 @@ def _package_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
-def _hidden_folders(bound: list[Path]) -> list[Path]:
-    """The folders of :data:`HIDDEN_PACKAGES` inside the bound folders: where this process imports them from, and under
-    every bound folder of their top-level package (a book build imports ``autograder`` from a copy of the sources while
-    the installed one is what is bound: both are hidden)."""
-    found = []
-    for package in HIDDEN_PACKAGES:
-        top, _, rest = package.partition(".")
-        candidates = [_package_dir(package)] + [b.joinpath(*rest.split(".")) if rest else b for b in bound if b.name == top]
-        for folder in candidates:
-            if folder is not None and folder.is_dir() and _inside(folder, bound) and folder not in found:
-                found.append(folder)
-    return found
-
-
 def _inside(path: Path, folders: list[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
@@ -232,8 +218,10 @@ def command(worker: list[str], *, bwrap: str, workroot: Path, private: Path, mod
         ancestors(path)
         args.extend(["--ro-bind", str(path), str(path)])
         bound.append(path)
-    for folder in _hidden_folders(bound):  # e.g. autograder/specs inside the autograder package: an empty folder instead
-        args.extend(["--tmpfs", str(folder)])
+    for package in HIDDEN_PACKAGES:  # e.g. autograder/specs inside the autograder package: an empty folder instead
+        found = _package_dir(package)
+        if found is not None and _inside(found, bound):
+            args.extend(["--tmpfs", str(found)])
     for path in (workroot, private):
         ancestors(path)
         args.extend(["--bind", str(path), str(path)])
