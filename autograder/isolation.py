@@ -41,6 +41,7 @@ ETC_FILES = ("/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ld.so.cach
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Packages a submission must never read, masked with an empty folder wherever they lie inside the view.
 HIDDEN_PACKAGES = ("solutions", "autograder.specs", "autograder.catalogue")
+COURSE_PACKAGES = ("book", "autograder", "solutions")  # a folder holding any of them is a copy of the course's sources
 ROOT_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL")  # what the zygote needs as root
 
 
@@ -162,28 +163,77 @@ def _inside(path: Path, folders: list[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
-def readable_paths(models: list[str]) -> list[Path]:
-    """What the worker reads: the Python installation, its packages, the course's packages, and the ``models`` folders."""
-    prefixes = {Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)}
-    paths = set(prefixes) | {Path(sys.executable).resolve().parent}
-    from book import ROOT as repository
+def _holds_course(folder: Path) -> bool:
+    """Whether ``folder`` holds the course's packages side by side, as a checkout (or a site-packages) does."""
+    return any((folder / name).is_dir() for name in COURSE_PACKAGES)
 
-    for entry in sys.path:  # the packages' folders; of the checkout, only what lies in the Python installation
+
+def checkouts(prefixes: list[Path]) -> list[Path]:
+    """The copies of the course's sources outside the Python installation, none of which is ever bound whole.
+
+    This process's checkout (``book.ROOT``), and every other one on ``sys.path``: a book build runs
+    its kernels with ``PYTHONPATH`` on a copy of the sources while the editable install's path entry
+    still names the original checkout, with its solutions, catalogue and tests.
+    """
+    from book import ROOT
+
+    found = [ROOT.resolve()]
+    for entry in sys.path:
         if entry and os.path.isdir(entry):
             path = Path(entry).resolve()
-            if not _inside(path, [repository]) or _inside(path, list(prefixes)):
+            if path not in found and _holds_course(path):
+                found.append(path)
+    return [c for c in found if not _inside(c, prefixes)]
+
+
+def readable_paths(models: list[str]) -> list[Path]:
+    """What the worker reads: the Python installation, its packages, the course's packages, and the ``models`` folders.
+
+    Of a checkout of the course (:func:`checkouts`), only the ``book`` and ``autograder`` packages
+    this process imports, and what lies in the Python installation (a ``.venv`` inside it).
+    """
+    prefixes = sorted({Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)})
+    paths = set(prefixes) | {Path(sys.executable).resolve().parent}
+    sources = checkouts(prefixes)
+
+    for entry in sys.path:  # the packages' folders
+        if entry and os.path.isdir(entry):
+            path = Path(entry).resolve()
+            if not _inside(path, sources) or _inside(path, prefixes):
                 paths.add(path)
     for package in ("book", "autograder"):
         found = _package_dir(package)
         if found is not None:
             paths.add(found)
-    paths = {p for p in paths if not (p == repository or p in repository.parents)}  # never the whole checkout
+    # never a checkout whole, nor a folder above one
+    paths = {p for p in paths if not any(p == c or p in c.parents for c in sources)}
     paths |= {Path(m).resolve() for m in models}
     kept: list[Path] = []
     for path in sorted(paths, key=lambda p: len(p.parts)):  # a folder inside one already bound is visible already
         if path.exists() and not _inside(path, kept) and not _inside(path, [Path(d) for d in SYSTEM_DIRS]):
             kept.append(path)
     return kept
+
+
+def hidden_folders(bound: list[Path]) -> list[Path]:
+    """The folders of :data:`HIDDEN_PACKAGES` visible inside ``bound``, each to be masked with an empty folder.
+
+    Where this process imports them from, and wherever else a bound folder holds them (a
+    site-packages with the instructors' package installed, a bound ``autograder`` package of
+    another copy of the sources).
+    """
+    found: list[Path] = []
+    for package in HIDDEN_PACKAGES:
+        parts = package.split(".")
+        candidates = [_package_dir(package)]
+        for folder in bound:
+            candidates.append(folder.joinpath(*parts))
+            if folder.name == parts[0] and len(parts) > 1:
+                candidates.append(folder.joinpath(*parts[1:]))
+        for candidate in candidates:
+            if candidate is not None and candidate.is_dir() and _inside(candidate, bound) and candidate not in found:
+                found.append(candidate)
+    return found
 
 
 def command(worker: list[str], *, bwrap: str, workroot: Path, private: Path, models: list[str]) -> list[str]:
@@ -218,10 +268,8 @@ def command(worker: list[str], *, bwrap: str, workroot: Path, private: Path, mod
         ancestors(path)
         args.extend(["--ro-bind", str(path), str(path)])
         bound.append(path)
-    for package in HIDDEN_PACKAGES:  # e.g. autograder/specs inside the autograder package: an empty folder instead
-        found = _package_dir(package)
-        if found is not None and _inside(found, bound):
-            args.extend(["--tmpfs", str(found)])
+    for folder in hidden_folders(bound):  # e.g. autograder/specs inside the autograder package: an empty folder instead
+        args.extend(["--tmpfs", str(folder)])
     for path in (workroot, private):
         ancestors(path)
         args.extend(["--bind", str(path), str(path)])

@@ -204,6 +204,62 @@ def test_a_submission_sees_only_the_allowed_environment_and_no_planted_credentia
     assert "PATH" in seen and dumps[0]["OMP_NUM_THREADS"] == "1"  # what Python and torch need is still there
 
 
+def _another_checkout(folder: Path) -> Path:
+    """A copy of the course's sources with a correct lab 1 among its solutions, as an editable install's path names."""
+    for name in ("book", "autograder", "autograder/catalogue/lab1", "autograder/specs", "solutions", "tests"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / "book" / "__init__.py").write_text("")
+    (folder / "solutions" / "attention.py").write_text("SECRET = 'the answers in another checkout'\n")
+    (folder / "autograder" / "catalogue" / "lab1" / "correct.py").write_text("SECRET = 'a correct entry'\n")
+    return folder
+
+
+def test_a_checkout_on_the_path_other_than_the_one_grading_is_not_bound(tmp_path, monkeypatch):
+    # A book build grades with a copy of the sources (PYTHONPATH) while `pip install -e ./instructor` puts the original
+    # checkout on sys.path: that checkout, with its solutions, catalogue and tests, must not be bound whole.
+    other = _another_checkout(tmp_path / "checkout")
+    monkeypatch.setattr("sys.path", [str(other), *__import__("sys").path])
+    work, private = tmp_path / "work", tmp_path / "private"
+    work.mkdir()
+    private.mkdir()
+    args = isolation.command(["python"], bwrap="/usr/bin/bwrap", workroot=work, private=private, models=[])
+    bound = [Path(args[i + 1]) for i, a in enumerate(args) if a in ("--ro-bind", "--bind")]
+    assert other in isolation.checkouts([])
+    assert not any(b == other or other in b.parents or b in other.parents for b in bound), bound
+
+
+def test_the_hidden_packages_are_masked_in_every_bound_folder_that_holds_them(tmp_path):
+    site = _another_checkout(tmp_path / "site-packages")  # e.g. the instructors' package installed, not editable
+    alone = _another_checkout(tmp_path / "copy") / "autograder"  # another copy's autograder package, bound alone
+    masked = isolation.hidden_folders([site, alone])
+    for folder in (site / "solutions", site / "autograder" / "specs", site / "autograder" / "catalogue",
+                   alone / "specs", alone / "catalogue"):
+        assert folder in masked, (folder, masked)
+    assert not any(m == site or m == alone or site / "tests" == m for m in masked)
+
+
+def test_another_checkout_on_the_path_is_out_of_a_submissions_sight(tmp_path, monkeypatch):
+    other = _another_checkout(tmp_path / "checkout")
+    monkeypatch.setattr("sys.path", [str(other), *__import__("sys").path])
+    with Grader(["lab1"]) as grader:
+        if not grader.protections.filesystem:
+            pytest.skip(f"no sandboxed filesystem here: {grader.protections.reason}")
+        paths = [other / "solutions" / "attention.py", other / "autograder" / "catalogue" / "lab1" / "correct.py"]
+        path = write(tmp_path, "snoop.py", (
+            "import os\n"
+            "def split_heads(x, num_heads):\n"
+            f"    found = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]\n"
+            "    if found:\n"
+            "        return open(found[0]).read()\n"
+            f"    raise RuntimeError('nothing found; ' + str(os.path.exists({str(other)!r})))\n"
+            + CORRECT_MERGE
+        ))
+        record = grader.grade_lab("lab1", path, TIGHT)
+    shown = outputs(record, "split_heads")[0]
+    assert "RuntimeError: nothing found; False" in shown, shown
+    assert passed(record, "merge_heads")
+
+
 def test_the_bubblewrap_command_line_binds_only_what_the_worker_needs(tmp_path):
     work, private = tmp_path / "work", tmp_path / "private"
     work.mkdir()
