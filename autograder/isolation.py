@@ -163,6 +163,11 @@ def _inside(path: Path, folders: list[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
+def _path_folders() -> list[Path]:
+    """The folders on ``sys.path`` that exist, resolved, in order."""
+    return [Path(entry).resolve() for entry in sys.path if entry and os.path.isdir(entry)]
+
+
 def _holds_course(folder: Path) -> bool:
     """Whether ``folder`` holds the course's packages side by side, as a checkout (or a site-packages) does."""
     return any((folder / name).is_dir() for name in COURSE_PACKAGES)
@@ -178,11 +183,7 @@ def checkouts(prefixes: list[Path]) -> list[Path]:
     from book import ROOT
 
     found = [ROOT.resolve()]
-    for entry in sys.path:
-        if entry and os.path.isdir(entry):
-            path = Path(entry).resolve()
-            if path not in found and _holds_course(path):
-                found.append(path)
+    found += [path for path in _path_folders() if path not in found and _holds_course(path)]
     return [c for c in found if not _inside(c, prefixes)]
 
 
@@ -196,11 +197,8 @@ def readable_paths(models: list[str]) -> list[Path]:
     paths = set(prefixes) | {Path(sys.executable).resolve().parent}
     sources = checkouts(prefixes)
 
-    for entry in sys.path:  # the packages' folders
-        if entry and os.path.isdir(entry):
-            path = Path(entry).resolve()
-            if not _inside(path, sources) or _inside(path, prefixes):
-                paths.add(path)
+    paths |= {path for path in _path_folders()  # the packages' folders
+              if not _inside(path, sources) or _inside(path, prefixes)}
     for package in ("book", "autograder"):
         found = _package_dir(package)
         if found is not None:
@@ -218,18 +216,18 @@ def readable_paths(models: list[str]) -> list[Path]:
 def hidden_folders(bound: list[Path]) -> list[Path]:
     """The folders of :data:`HIDDEN_PACKAGES` visible inside ``bound``, each to be masked with an empty folder.
 
-    Where this process imports them from, and wherever else a bound folder holds them (a
-    site-packages with the instructors' package installed, a bound ``autograder`` package of
+    Where this process imports them from, wherever an import could find them (every ``sys.path``
+    folder: a site-packages with the instructors' package installed, inside a bound virtual
+    environment), and wherever else a bound folder holds them (a bound ``autograder`` package of
     another copy of the sources).
     """
+    roots = _path_folders() + list(bound)  # folders that may hold a top-level package
     found: list[Path] = []
     for package in HIDDEN_PACKAGES:
         parts = package.split(".")
-        candidates = [_package_dir(package)]
-        for folder in bound:
-            candidates.append(folder.joinpath(*parts))
-            if folder.name == parts[0] and len(parts) > 1:
-                candidates.append(folder.joinpath(*parts[1:]))
+        candidates = [_package_dir(package)] + [root.joinpath(*parts) for root in roots]
+        if len(parts) > 1:
+            candidates += [folder.joinpath(*parts[1:]) for folder in bound if folder.name == parts[0]]
         for candidate in candidates:
             if candidate is not None and candidate.is_dir() and _inside(candidate, bound) and candidate not in found:
                 found.append(candidate)

@@ -75,9 +75,7 @@ def test_a_process_trees_memory_counts_each_page_once_whatever_runs_beside(tmp_p
         with open(shared, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as outside:
             sum(outside[i] for i in range(0, size, 4096))  # this process maps the same pages too
             beside, pss_beside = bench.tree_resident(tree.pid), bench.tree_pss(tree.pid)
-        import psutil
-
-        rss = sum(p.memory_info().rss for p in [psutil.Process(tree.pid)] + psutil.Process(tree.pid).children())
+        rss = sum(p.memory_info().rss for p in bench._tree(tree.pid))
     finally:
         os.killpg(tree.pid, signal.SIGKILL)
         tree.wait()

@@ -59,6 +59,20 @@ def outputs(record: dict, function: str) -> list[str]:
     return [t.output for t in record.tests if t.name.split(": ")[1].startswith(function)]
 
 
+def snoop(tmp_path: Path, paths: list[Path], otherwise: str) -> Path:
+    """A submission whose split_heads returns the first of ``paths`` it can read, else runs ``otherwise`` (lines that
+    raise, saying what it saw); merge_heads is correct."""
+    return write(tmp_path, "snoop.py", (
+        "import os\n"
+        "def split_heads(x, num_heads):\n"
+        f"    found = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]\n"
+        "    if found:\n"
+        "        return open(found[0]).read()\n"
+        + otherwise
+        + CORRECT_MERGE
+    ))
+
+
 def passed(record: dict, function: str) -> bool:
     tests = [t for t in record.tests if t.name.split(": ")[1].startswith(function)]
     return bool(tests) and all(t.status == "passed" for t in tests)
@@ -102,15 +116,9 @@ def test_the_sandbox_hides_the_solutions_the_hidden_tests_and_files_planted_outs
     planted.write_text("SECRET = 'the answers of another student'\n")
     paths = [planted, ROOT / "solutions" / "attention.py", ROOT / "autograder" / "specs" / "lab1_attention.py",
              ROOT / "autograder" / "catalogue" / "lab1" / "correct_einsum.py"]
-    path = write(tmp_path, "snoop.py", (
-        "import os\n"
-        "def split_heads(x, num_heads):\n"
-        f"    found = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]\n"
-        "    if found:\n"
-        "        return open(found[0]).read()\n"
+    path = snoop(tmp_path, paths, (
         f"    seen = {{'repository': sorted(os.listdir({str(ROOT)!r})), 'specs': os.listdir({str(ROOT / 'autograder' / 'specs')!r})}}\n"
         "    raise RuntimeError(f'nothing found, only {seen}')\n"
-        + CORRECT_MERGE
     ))
     assert all(p.exists() for p in paths)  # on the grader's side, they are all there
     record = grader.grade_lab("lab1", path, TIGHT)
@@ -228,12 +236,17 @@ def test_a_checkout_on_the_path_other_than_the_one_grading_is_not_bound(tmp_path
     assert not any(b == other or other in b.parents or b in other.parents for b in bound), bound
 
 
-def test_the_hidden_packages_are_masked_in_every_bound_folder_that_holds_them(tmp_path):
+def test_the_hidden_packages_are_masked_in_every_bound_folder_that_holds_them(tmp_path, monkeypatch):
     site = _another_checkout(tmp_path / "site-packages")  # e.g. the instructors' package installed, not editable
     alone = _another_checkout(tmp_path / "copy") / "autograder"  # another copy's autograder package, bound alone
-    masked = isolation.hidden_folders([site, alone])
+    # a virtual environment bound whole: its site-packages is not bound on its own, but it is on sys.path
+    venv = tmp_path / "venv"
+    nested = _another_checkout(venv / "lib" / "site-packages")
+    monkeypatch.setattr("sys.path", [*__import__("sys").path, str(nested)])
+    masked = isolation.hidden_folders([site, alone, venv])
     for folder in (site / "solutions", site / "autograder" / "specs", site / "autograder" / "catalogue",
-                   alone / "specs", alone / "catalogue"):
+                   alone / "specs", alone / "catalogue",
+                   nested / "solutions", nested / "autograder" / "specs", nested / "autograder" / "catalogue"):
         assert folder in masked, (folder, masked)
     assert not any(m == site or m == alone or site / "tests" == m for m in masked)
 
@@ -245,15 +258,7 @@ def test_another_checkout_on_the_path_is_out_of_a_submissions_sight(tmp_path, mo
         if not grader.protections.filesystem:
             pytest.skip(f"no sandboxed filesystem here: {grader.protections.reason}")
         paths = [other / "solutions" / "attention.py", other / "autograder" / "catalogue" / "lab1" / "correct.py"]
-        path = write(tmp_path, "snoop.py", (
-            "import os\n"
-            "def split_heads(x, num_heads):\n"
-            f"    found = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]\n"
-            "    if found:\n"
-            "        return open(found[0]).read()\n"
-            f"    raise RuntimeError('nothing found; ' + str(os.path.exists({str(other)!r})))\n"
-            + CORRECT_MERGE
-        ))
+        path = snoop(tmp_path, paths, f"    raise RuntimeError('nothing found; ' + str(os.path.exists({str(other)!r})))\n")
         record = grader.grade_lab("lab1", path, TIGHT)
     shown = outputs(record, "split_heads")[0]
     assert "RuntimeError: nothing found; False" in shown, shown
