@@ -201,6 +201,8 @@ class Grader:
         timeline.mark("truths started")
         try:
             for lab, module in self.modules.items():
+                if self.stopping.is_set():  # closed before every lab's values were needed: the rest are not
+                    break
                 module.prepare(self.tests[lab])
         finally:
             # The command starts with the garbage collector off (autograder.cli): the start-up's objects (torch,
@@ -226,8 +228,16 @@ class Grader:
         return self.sandbox.protections
 
     def close(self) -> None:
+        """Stop the worker, and wait for the expected values still being computed (the lab in progress at most).
+
+        The values are computed by torch in a daemon thread: a process that exits while that thread is
+        inside torch aborts at interpreter shutdown ("terminate called without an active exception",
+        pytorch/pytorch#38228), so the thread must be done before :meth:`close` returns.
+        """
         self.stopping.set()
         self.sandbox.close()
+        if self._truths is not None:
+            self._truths.join()
 
     def max_score(self, lab: str) -> float:
         return float(sum(test.points for test in self.tests[lab]))
