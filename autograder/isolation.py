@@ -204,7 +204,7 @@ def readable_paths(models: list[str]) -> list[Path]:
         if found is not None:
             paths.add(found)
     # never a checkout whole, nor a folder above one
-    paths = {p for p in paths if not any(p == c or p in c.parents for c in sources)}
+    paths = {p for p in paths if not any(_inside(c, [p]) for c in sources)}
     paths |= {Path(m).resolve() for m in models}
     kept: list[Path] = []
     for path in sorted(paths, key=lambda p: len(p.parts)):  # a folder inside one already bound is visible already

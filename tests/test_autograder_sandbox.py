@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -226,7 +227,7 @@ def test_a_checkout_on_the_path_other_than_the_one_grading_is_not_bound(tmp_path
     # A book build grades with a copy of the sources (PYTHONPATH) while `pip install -e ./instructor` puts the original
     # checkout on sys.path: that checkout, with its solutions, catalogue and tests, must not be bound whole.
     other = _another_checkout(tmp_path / "checkout")
-    monkeypatch.setattr("sys.path", [str(other), *__import__("sys").path])
+    monkeypatch.setattr("sys.path", [str(other), *sys.path])
     work, private = tmp_path / "work", tmp_path / "private"
     work.mkdir()
     private.mkdir()
@@ -242,7 +243,7 @@ def test_the_hidden_packages_are_masked_in_every_bound_folder_that_holds_them(tm
     # a virtual environment bound whole: its site-packages is not bound on its own, but it is on sys.path
     venv = tmp_path / "venv"
     nested = _another_checkout(venv / "lib" / "site-packages")
-    monkeypatch.setattr("sys.path", [*__import__("sys").path, str(nested)])
+    monkeypatch.setattr("sys.path", [*sys.path, str(nested)])
     masked = isolation.hidden_folders([site, alone, venv])
     for folder in (site / "solutions", site / "autograder" / "specs", site / "autograder" / "catalogue",
                    alone / "specs", alone / "catalogue",
@@ -253,7 +254,7 @@ def test_the_hidden_packages_are_masked_in_every_bound_folder_that_holds_them(tm
 
 def test_another_checkout_on_the_path_is_out_of_a_submissions_sight(tmp_path, monkeypatch):
     other = _another_checkout(tmp_path / "checkout")
-    monkeypatch.setattr("sys.path", [str(other), *__import__("sys").path])
+    monkeypatch.setattr("sys.path", [str(other), *sys.path])
     with Grader(["lab1"]) as grader:
         if not grader.protections.filesystem:
             pytest.skip(f"no sandboxed filesystem here: {grader.protections.reason}")
